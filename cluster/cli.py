@@ -1,0 +1,199 @@
+"""The ``hpnas`` command line: a thin layer over :mod:`cluster.spec` and :mod:`cluster.runner`.
+
+Exit codes: 0 success; 1 the experiment ran but something failed at run time; 2 bad input
+(experiment file, flags, data), reported as one line before any work starts; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> int:
+    print(f"hpnas: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _print_leaderboard(directory: Path, top: int) -> None:
+    import pandas as pd
+
+    from cluster.spec import SPEC_FILE, read_yaml
+    from search.results import leaderboard, load_results
+
+    spec = read_yaml(directory / SPEC_FILE) or {}
+    trials, _ = load_results(directory)
+    metric = spec.get("metric", "val_acc")
+    mode = spec.get("mode", "max")
+    board = leaderboard(trials, metric=metric, mode=mode, top=top)
+    counts = trials["status"].value_counts().to_dict()
+    print(f"\n{directory}: {len(trials)} trials "
+          f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "
+          f"top {min(top, len(board))} by {metric} ({mode}):")
+    with pd.option_context("display.width", 200, "display.max_columns", 30,
+                           "display.float_format", "{:.4g}".format):
+        print(board.to_string(index=False) if not board.empty else "(no finished trials)")
+    print(f"\nParquet: {directory / 'trials.parquet'}, {directory / 'iterations.parquet'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cluster.spec import SpecError, load_spec
+
+    overrides = {"storage": args.storage, "name": args.name, "samples": args.samples,
+                 "searcher": args.searcher, "scheduler": args.scheduler, "seed": args.seed,
+                 "max_concurrent_trials": args.max_concurrent_trials,
+                 "time_budget_s": args.time_budget_s}
+    try:
+        spec = load_spec(args.file, overrides)
+    except SpecError as e:
+        return _fail(str(e))
+    if (spec.directory / "trials.parquet").exists():
+        return _fail(f"experiment directory {spec.directory} already holds results; continue it "
+                     f"with `hpnas resume {spec.directory}` or pass another --name.")
+    from cluster.runner import run_experiment
+
+    data = getattr(spec.settings, "data", None)
+    on_data = f" on {data.name}" if data else ""
+    print(f"hpnas: {spec.name}: {spec.trainable}{on_data}, searcher {spec.searcher}, "
+          f"scheduler {spec.scheduler}, {spec.samples or 'unbounded'} trials, {spec.max_concurrent_trials} at a time"
+          f"{'' if args.address else ' (embedded Ray; dashboard on 127.0.0.1)'}", flush=True)
+    try:
+        directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
+                                   progress_interval_s=args.progress_interval)
+    except SpecError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print(f"\nhpnas: interrupted; results so far are in {spec.directory}", file=sys.stderr)
+        return 130
+    _print_leaderboard(directory, args.top)
+    if args.evaluate:
+        return _evaluate(directory, None)
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    try:
+        _print_leaderboard(directory, args.top)
+    except FileNotFoundError as e:
+        return _fail(str(e))
+    return 0
+
+
+def _evaluate(directory: Path, trial_id: str | None) -> int:
+    from cluster.spec import SPEC_FILE, SpecError, read_yaml, spec_from_mapping
+    from search.results import load_results
+    from trainables import TRAINABLE_INFO
+
+    try:
+        spec = spec_from_mapping(read_yaml(directory / SPEC_FILE), check_data=True)
+        trials, _ = load_results(directory)
+    except (SpecError, FileNotFoundError) as e:
+        return _fail(str(e))
+    info = TRAINABLE_INFO[spec.trainable]
+    if info.evaluate is None:
+        return _fail(f"trainable {spec.trainable!r} has no test evaluation.")
+    last = f"last_{spec.metric}"
+    candidates = trials[trials["checkpoint"].notna()]
+    if trial_id is not None:
+        candidates = candidates[candidates["trial_id"] == trial_id]
+        if candidates.empty:
+            return _fail(f"trial {trial_id!r} is not in {directory} or has no checkpoint.")
+    else:
+        complete = candidates[candidates["status"] == "complete"]
+        candidates = complete if not complete.empty else candidates
+        candidates = candidates.sort_values(last, ascending=spec.mode == "min")
+    if candidates.empty:
+        return _fail(f"{directory} has no trial with a checkpoint to evaluate.")
+    row = candidates.iloc[0]
+    config = {k[len("config/"):]: _plain(v) for k, v in row.items()
+              if k.startswith("config/") and _plain(v) is not None}
+    import dataclasses
+
+    result = info.evaluate(config, dataclasses.asdict(spec.settings), row["checkpoint"])
+    result = {"trial_id": row["trial_id"], **result, "config": config}
+    (directory / "evaluation.json").write_text(json.dumps(result, indent=2))
+    print(f"test evaluation of trial {row['trial_id']} (last {spec.metric} "
+          f"{row[last]:.4f}): " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()
+                                           if isinstance(v, float)))
+    print(f"written to {directory / 'evaluation.json'}")
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """A pandas/numpy cell as a plain Python value; NaN as None."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    return _evaluate(Path(args.directory), args.trial)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hpnas", description="Hyperparameter and architecture search on Ray Tune.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="run an experiment file",
+        description="Run an experiment on an embedded local Ray (or --address to join a "
+                    "cluster), then print the leaderboard.",
+        epilog="example: hpnas run examples/fashion_mnist_cnn.yaml --samples 8 --name try1")
+    run.add_argument("file", help="experiment YAML file")
+    run.add_argument("--storage", help="results root directory (overrides `storage`)")
+    run.add_argument("--name", help="experiment name (overrides `name`)")
+    run.add_argument("--samples", type=int, help="number of trials (overrides `samples`)")
+    run.add_argument("--searcher", help="searcher name (overrides `searcher`)")
+    run.add_argument("--scheduler", help="scheduler name (overrides `scheduler`)")
+    run.add_argument("--seed", type=int, help="seed (overrides `seed`)")
+    run.add_argument("--max-concurrent-trials", type=int, dest="max_concurrent_trials")
+    run.add_argument("--time-budget-s", type=float, dest="time_budget_s")
+    run.add_argument("--address", help="Ray cluster address to join (default: $RAY_ADDRESS, "
+                                       "else an embedded local Ray)")
+    run.add_argument("--no-dashboard", action="store_true",
+                     help="do not start the Ray dashboard with the embedded Ray")
+    run.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
+    run.add_argument("--evaluate", action="store_true",
+                     help="after the search, report test metrics of the best final model")
+    run.add_argument("--progress-interval", type=float, default=15.0,
+                     help="seconds between progress lines (default 15)")
+    run.set_defaults(func=cmd_run)
+
+    results = sub.add_parser("results", help="print an experiment's leaderboard",
+                             epilog="example: hpnas results results/fmnist-cnn --top 5")
+    results.add_argument("directory")
+    results.add_argument("--top", type=int, default=10)
+    results.set_defaults(func=cmd_results)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="test metrics of the best (or a given) trial's final model",
+        epilog="example: hpnas evaluate results/fmnist-cnn")
+    evaluate.add_argument("directory")
+    evaluate.add_argument("--trial", help="trial id (default: best complete trial)")
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*experimental.*")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""A compact live progress line instead of Ray's full config dump."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+from ray.tune import Callback
+
+from search.adapter import Status, classify, finite_metric
+
+__all__ = ["ProgressPrinter"]
+
+
+class ProgressPrinter(Callback):
+    """Prints ``running/finished/pruned/failed, best so far, elapsed`` as trials move.
+
+    A line is printed when a trial ends and at most every ``interval_s`` seconds otherwise.
+    """
+
+    def __init__(self, *, metric: str, mode: str, max_epochs: int, interval_s: float = 15.0,
+                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.metric = metric
+        self.mode = mode
+        self.max_epochs = max_epochs
+        self.interval_s = interval_s
+        self.stream = stream
+        self.clock = clock
+        self.start = clock()
+        self.last = -float("inf")
+        self.running: set[str] = set()
+        self.outcomes: dict[str, Status] = {}
+        self.best: tuple[float, str] | None = None
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best[0] if self.mode == "max" else value < self.best[0]
+
+    def line(self) -> str:
+        counts = {s: sum(1 for o in self.outcomes.values() if o is s) for s in Status}
+        elapsed = int(self.clock() - self.start)
+        best = (f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})" if self.best
+                else f"best {self.metric} -")
+        return (f"[{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] "
+                f"running {len(self.running)} | finished {counts[Status.COMPLETE]} | "
+                f"pruned {counts[Status.PRUNED]} | failed {counts[Status.FAILED]} | {best}")
+
+    def _print(self, force: bool = False) -> None:
+        now = self.clock()
+        if force or now - self.last >= self.interval_s:
+            print(self.line(), file=self.stream or sys.stdout, flush=True)
+            self.last = now
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        value = finite_metric(result, self.metric)
+        if value is not None and self._better(value):
+            self.best = (value, trial.trial_id)
+        self._print()
+
+    def _end(self, trial: Any, error: bool) -> None:
+        self.running.discard(trial.trial_id)
+        self.outcomes[trial.trial_id] = classify(
+            trial.last_result, error=error, metric=self.metric, max_epochs=self.max_epochs)
+        self._print(force=True)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, error=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, error=True)

@@ -1,0 +1,288 @@
+"""The experiment file: YAML (``yaml.safe_load`` only) plus CLI overrides, validated before Ray.
+
+Example ``experiment.yaml``::
+
+    name: fmnist-cnn                # experiment directory name under `storage`
+    trainable: cifar_cnn
+    space: {name: cifar_cnn, overrides: {lr: {low: 0.002}}}   # or just `space: cifar_cnn`
+    searcher: {name: optuna, sampler: tpe}                     # or just `searcher: optuna`
+    scheduler: {name: asha, grace_period_epochs: 1, reduction_factor: 3}
+    metric: val_acc                 # default: the trainable's
+    mode: max
+    samples: 20                     # trials; and/or time_budget_s
+    max_concurrent_trials: 2
+    resources: {cpus: 1, gpus: 0}   # per trial; gpus may be fractional
+    data: {name: fashion_mnist, train_size: 10000, val_size: 2000}
+    train: {epochs: 5, batch_size: 64}
+    seed: 0
+    storage: results
+
+Every mistake is one :class:`SpecError` line naming the field, what is allowed and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
+from spaces import SPACES, Space, closest, get_space
+from spaces.options import check_range, parse_options
+from trainables import TRAINABLE_INFO
+from trainables.data import DatasetNotFound, locate
+
+__all__ = ["ExperimentSpec", "Resources", "SpecError", "load_spec", "spec_from_mapping"]
+
+SPEC_FILE = "hpnas.yaml"
+
+
+class SpecError(ValueError):
+    """A problem with the experiment file or flags; its message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Resources of one trial."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0  # may be fractional: 0.25 packs four trials on one GPU
+
+    def __post_init__(self) -> None:
+        check_range("cpus", self.cpus, low=0, low_open=True)
+        check_range("gpus", self.gpus, low=0)
+        if self.gpus > 1 and self.gpus != int(self.gpus):
+            raise ValueError(f"`gpus` is {self.gpus}, but above 1 must be a whole number.")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated experiment: what to train, over which space, how to search and where to write."""
+
+    name: str
+    trainable: str
+    space: Space
+    settings: Any  # the trainable's settings record (e.g. CnnSettings)
+    searcher: str = "optuna"
+    searcher_options: dict[str, Any] = field(default_factory=dict)
+    scheduler: str = "asha"
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+    metric: str = "val_acc"
+    mode: str = "max"
+    samples: int | None = 20
+    time_budget_s: float | None = None
+    max_concurrent_trials: int = 2
+    resources: Resources = field(default_factory=Resources)
+    seed: int = 0
+    storage: str = "results"
+    max_failures: int = 0
+    raw: dict[str, Any] = field(default_factory=dict)  # the resolved file, saved with results
+
+    @property
+    def max_epochs(self) -> int:
+        return int(self.settings.epochs)
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.storage) / self.name
+
+    def make_searcher(self) -> Any:
+        return make_searcher(
+            self.searcher, space=self.space, metric=self.metric, mode=self.mode, seed=self.seed,
+            max_epochs=self.max_epochs, max_trials=self.samples, options=self.searcher_options,
+        )
+
+    def make_scheduler(self) -> Any:
+        return make_scheduler(self.scheduler, metric=self.metric, mode=self.mode,
+                              max_epochs=self.max_epochs, options=self.scheduler_options)
+
+
+_TOP_KEYS = (
+    "name", "trainable", "space", "searcher", "scheduler", "metric", "mode", "samples",
+    "time_budget_s", "max_concurrent_trials", "resources", "data", "train", "seed", "storage",
+    "max_failures",
+)
+
+
+def _named(value: Any, where: str, default: str) -> tuple[str, dict[str, Any]]:
+    """``x`` or ``{name: x, ...options}`` -> (name, options)."""
+    if value is None:
+        return default, {}
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping):
+        options = dict(value)
+        name = options.pop("name", default)
+        if not isinstance(name, str):
+            raise SpecError(f"`{where}.name` is {name!r}, but must be a string.")
+        return name, options
+    raise SpecError(f"`{where}` is {value!r}, but must be a name or a mapping with `name`.")
+
+
+def _choose(value: str, registry: Mapping[str, Any], where: str) -> str:
+    if value not in registry:
+        raise SpecError(
+            f"`{where}` is {value!r}, but must be one of {', '.join(sorted(registry))}."
+            f"{closest(value, list(registry))}"
+        )
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, default: int | None, low: int,
+         allow_none: bool = False) -> int | None:
+    value = data.get(key, default)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"`{key}` is {value!r}, but must be an integer >= {low}.")
+    if value < low:
+        raise SpecError(f"`{key}` is {value}, but must be >= {low}.")
+    return value
+
+
+def spec_from_mapping(data: Any, *, source: str = "experiment file",
+                      check_data: bool = True) -> ExperimentSpec:
+    """Validate a parsed experiment mapping; ``SpecError`` on the first problem."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source} must be a YAML mapping of settings, not {type(data).__name__}.")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise SpecError(
+                f"`{key}` is not a setting.{closest(str(key), _TOP_KEYS)} "
+                f"Allowed: {', '.join(_TOP_KEYS)}."
+            )
+    try:
+        return _build(dict(data), check_data)
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise SpecError(str(e)) from None
+
+
+def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
+    trainable = data.get("trainable")
+    if not isinstance(trainable, str):
+        raise SpecError(
+            f"`trainable` is {trainable!r}, but must be one of {', '.join(sorted(TRAINABLE_INFO))}."
+        )
+    info = TRAINABLE_INFO[_choose(trainable, TRAINABLE_INFO, "trainable")]
+
+    space_name, space_options = _named(data.get("space"), "space", info.space)
+    overrides = space_options.pop("overrides", None) or {}
+    if space_options:
+        raise SpecError(f"`space.{next(iter(space_options))}` is not an option; allowed: name, "
+                        "overrides.")
+    if not isinstance(overrides, Mapping):
+        raise SpecError(f"`space.overrides` is {overrides!r}, but must be a mapping.")
+    space = get_space(_choose(space_name, SPACES, "space"))
+    try:
+        space = space.with_overrides(overrides)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"`space.overrides`: {e}") from None
+
+    searcher, searcher_options = _named(data.get("searcher"), "searcher", "optuna")
+    _choose(searcher, SEARCHERS, "searcher")
+    scheduler, scheduler_options = _named(data.get("scheduler"), "scheduler", "asha")
+    _choose(scheduler, SCHEDULERS, "scheduler")
+
+    metric = data.get("metric", info.metric)
+    if not isinstance(metric, str) or not metric:
+        raise SpecError(f"`metric` is {metric!r}, but must be a metric name such as {info.metric!r}.")
+    mode = data.get("mode", info.mode if metric == info.metric else None)
+    if mode not in ("max", "min"):
+        raise SpecError(f"`mode` is {mode!r}, but must be 'max' or 'min'.")
+
+    samples = _int(data, "samples", 20, 1, allow_none=True)
+    budget = data.get("time_budget_s")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or budget <= 0):
+        raise SpecError(f"`time_budget_s` is {budget!r}, but must be a number of seconds > 0.")
+    if samples is None and budget is None:
+        raise SpecError("`samples` is null and `time_budget_s` is not set: the search would "
+                        "never end; set `samples: N` or `time_budget_s: SECONDS`.")
+    max_concurrent = _int(data, "max_concurrent_trials", 2, 1)
+    seed = _int(data, "seed", 0, 0)
+    max_failures = _int(data, "max_failures", 0, 0)
+
+    resources = parse_options(Resources, data.get("resources"), "resources")
+
+    data_section = data.get("data")
+    train = data.get("train") or {}
+    if not isinstance(train, Mapping):
+        raise SpecError(f"`train` is {train!r}, but must be a mapping of training settings.")
+    train = dict(train)
+    settings_fields = {f.name: f for f in dataclasses.fields(info.settings)}
+    if data_section is not None:
+        if "data" not in settings_fields:
+            raise SpecError(f"`data` is set, but trainable {trainable!r} takes no dataset.")
+        data_cls = settings_fields["data"].default_factory  # type: ignore[misc]
+        data_settings = parse_options(data_cls, data_section, "data")  # type: ignore[arg-type]
+        if data_settings.root is not None:
+            data_settings = dataclasses.replace(
+                data_settings, root=str(Path(data_settings.root).expanduser().resolve()))
+        train["data"] = data_settings
+    settings = parse_options(info.settings, train, "train")
+    if check_data and hasattr(settings, "data"):
+        try:
+            locate(settings.data)
+        except DatasetNotFound as e:
+            raise SpecError(str(e)) from None
+
+    name = data.get("name")
+    if name is None:
+        name = f"{trainable}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise SpecError(f"`name` is {name!r}, but must be a folder name (no '/', not hidden).")
+    storage = data.get("storage", "results")
+    if not isinstance(storage, str) or not storage:
+        raise SpecError(f"`storage` is {storage!r}, but must be a directory path or URI.")
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+
+    spec = ExperimentSpec(
+        name=name, trainable=trainable, space=space, settings=settings, searcher=searcher,
+        searcher_options=searcher_options, scheduler=scheduler,
+        scheduler_options=scheduler_options, metric=metric, mode=mode, samples=samples,
+        time_budget_s=float(budget) if budget is not None else None,
+        max_concurrent_trials=max_concurrent, resources=resources, seed=seed,
+        storage=storage, max_failures=max_failures,
+    )
+    # Build once to validate the searcher's and scheduler's options (cheap, no Ray started).
+    spec.make_searcher()
+    spec.make_scheduler()
+    raw = {**{k: v for k, v in data.items() if k not in ("data", "train")},
+           "name": name, "storage": storage,
+           "train": {k: v for k, v in dataclasses.asdict(settings).items() if k != "data"}}
+    if hasattr(settings, "data"):
+        raw["data"] = dataclasses.asdict(settings.data)
+    return dataclasses.replace(spec, raw=raw)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """``yaml.safe_load`` of ``path`` with a one-line error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"experiment file {str(path)!r} does not exist; pass the path of a YAML "
+                        "file (see examples/).")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}{where}: malformed YAML ({problem}).") from None
+
+
+def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
+              check_data: bool = True) -> ExperimentSpec:
+    """Read, override (CLI flags; ``None`` values are ignored) and validate an experiment file."""
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if isinstance(data, Mapping):
+        data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    return spec_from_mapping(data, source=str(path), check_data=check_data)

@@ -1,0 +1,183 @@
+"""The shared Ray Searcher plumbing over a Ray-free strategy core.
+
+A strategy core proposes configurations (``ask``) and learns from outcomes (``tell``); it knows
+nothing of Ray, trial ids or metric names, and always maximises a *score* (the metric, negated
+when ``mode="min"``). :class:`SpaceSearcher` adapts any core to Ray Tune's pull-based
+``Searcher`` contract:
+
+* ``suggest(trial_id)`` returns a config, or ``Searcher.FINISHED`` once ``max_trials`` configs
+  were handed out (run Tune with ``num_samples=-1``);
+* ``on_trial_complete`` classifies the outcome: ``FAILED`` for errored trials and for results
+  whose metric is missing, NaN or infinite (a core never learns from a non-finite value);
+  ``PRUNED`` for trials stopped before ``max_epochs`` iterations (schedulers such as ASHA stop
+  trials without any flag, so the iteration count is compared with the budget); else
+  ``COMPLETE``;
+* unknown trial ids (a restored experiment gives restarted trials new ids) are ignored with one
+  warning, never a crash;
+* ``save``/``restore`` pickle the whole object: core state, live trials, RNGs, counters.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import pickle
+from typing import Any, Hashable, Protocol
+
+from ray.tune.search import Searcher
+
+from spaces import Space
+
+__all__ = ["SpaceSearcher", "Status", "Strategy", "finite_metric"]
+
+logger = logging.getLogger(__name__)
+
+TRAINING_ITERATION = "training_iteration"
+
+
+class Status(enum.Enum):
+    """How a trial ended, as a strategy core sees it."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+class Strategy(Protocol):
+    """A Ray-free search strategy over a space.
+
+    ``ask`` is called when Tune has room for a trial and returns ``(config, handle)`` or ``None``
+    when it has nothing to propose right now. ``report`` is called for each intermediate result
+    with a finite score; ``tell`` exactly once per handle with the final score (``None`` when
+    failed). Scores are to be maximised.
+    """
+
+    def ask(self) -> tuple[dict[str, Any], Hashable] | None: ...
+
+    def report(self, handle: Hashable, step: int, score: float) -> None: ...
+
+    def tell(self, handle: Hashable, score: float | None, status: Status) -> None: ...
+
+
+def finite_metric(result: dict[str, Any] | None, metric: str) -> float | None:
+    """``result[metric]`` as a float when present and finite, else ``None``."""
+    if not result:
+        return None
+    value = result.get(metric)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # numpy scalars, 0-d tensors
+        except (TypeError, ValueError):
+            return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def classify(
+    result: dict[str, Any] | None, *, error: bool, metric: str, max_epochs: int | None
+) -> Status:
+    """The outcome of a finished trial: failed, pruned (stopped before its budget) or complete."""
+    if error or finite_metric(result, metric) is None:
+        return Status.FAILED
+    iterations = (result or {}).get(TRAINING_ITERATION)
+    if max_epochs is not None and isinstance(iterations, int) and iterations < max_epochs:
+        return Status.PRUNED
+    return Status.COMPLETE
+
+
+class SpaceSearcher(Searcher):
+    """A Ray Tune ``Searcher`` over a :class:`~spaces.Space` driven by a strategy core.
+
+    Args:
+        strategy: the Ray-free core.
+        space: the space the core searches (used to validate what the core proposes).
+        metric: the result key to optimise.
+        mode: ``"max"`` or ``"min"``.
+        max_epochs: the per-trial iteration budget; trials ending earlier count as pruned.
+        max_trials: hand out at most this many configs, then ``Searcher.FINISHED``.
+        name: the searcher's registry name (for logs and results).
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        space: Space,
+        metric: str,
+        mode: str,
+        max_epochs: int | None = None,
+        max_trials: int | None = None,
+        name: str = "",
+    ) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"`mode` is {mode!r}, but must be 'max' or 'min'.")
+        super().__init__(metric=metric, mode=mode)
+        self.strategy = strategy
+        self.space = space
+        self.max_epochs = max_epochs
+        self.max_trials = max_trials
+        self.name = name
+        self.suggested = 0
+        self.live: dict[str, Hashable] = {}
+        self.outcomes: dict[str, Status] = {}
+        self._warned_unknown = False
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        if config:
+            return False  # this searcher owns its space; a param_space would be ignored
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        return True
+
+    def score(self, value: float) -> float:
+        return value if self._mode == "max" else -value
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.max_trials is not None and self.suggested >= self.max_trials:
+            return Searcher.FINISHED
+        proposal = self.strategy.ask()
+        if proposal is None:
+            return None
+        config, handle = proposal
+        self.space.validate(config)
+        self.live[trial_id] = handle
+        self.suggested += 1
+        return dict(config)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        handle = self.live.get(trial_id)
+        value = finite_metric(result, self._metric)
+        step = result.get(TRAINING_ITERATION)
+        if handle is None or value is None or not isinstance(step, int):
+            return
+        self.strategy.report(handle, step, self.score(value))
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        handle = self.live.pop(trial_id, None)
+        if handle is None:
+            if not self._warned_unknown:
+                logger.warning(
+                    "%s searcher: completion of unknown trial %s ignored (restored trials get "
+                    "new ids; further ones are ignored silently).", self.name, trial_id
+                )
+                self._warned_unknown = True
+            return
+        status = classify(result, error=error, metric=self._metric, max_epochs=self.max_epochs)
+        value = finite_metric(result, self._metric)
+        self.outcomes[trial_id] = status
+        self.strategy.tell(
+            handle, None if status is Status.FAILED else self.score(value), status  # type: ignore[arg-type]
+        )
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))

@@ -1,0 +1,93 @@
+"""Optuna's samplers (TPE by default) over our define-by-run space, with honest trial states.
+
+Ray's own ``OptunaSearch`` tells Optuna ``COMPLETE`` for a trial that ASHA stopped early, and
+``COMPLETE`` with the last value for a trial that raised; a NaN makes ``study.tell`` fail and
+leaves the trial RUNNING forever. Here the adapter classifies every outcome (see
+:mod:`search.adapter`) and this core tells Optuna ``PRUNED`` (with the trial's intermediate values
+already reported step by step, so TPE ranks it by its last value), ``FAIL`` or ``COMPLETE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Callable, Hashable
+
+import optuna
+
+from search.adapter import Status
+from spaces import Space
+
+__all__ = ["OPTUNA_SAMPLERS", "OptunaStrategy"]
+
+logger = logging.getLogger(__name__)
+
+
+def _tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    # multivariate + group model the joint density over conditional (variable-depth) params.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+OPTUNA_SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
+    "tpe": _tpe,
+    "tpe_independent": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+}
+
+_STATES = {
+    Status.COMPLETE: optuna.trial.TrialState.COMPLETE,
+    Status.PRUNED: optuna.trial.TrialState.PRUNED,
+    Status.FAILED: optuna.trial.TrialState.FAIL,
+}
+
+
+class OptunaStrategy:
+    """Ask-and-tell over an in-memory Optuna study that maximises the adapter's score.
+
+    Args:
+        space: the space; its define-by-run function asks only the active parameters.
+        sampler: a key of :data:`OPTUNA_SAMPLERS` (``tpe`` is multivariate, grouped TPE).
+        seed: the sampler's seed.
+    """
+
+    def __init__(self, space: Space, *, sampler: str = "tpe", seed: int | None = None) -> None:
+        if sampler not in OPTUNA_SAMPLERS:
+            raise ValueError(
+                f"`sampler` is {sampler!r}, but must be one of {sorted(OPTUNA_SAMPLERS)}."
+            )
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.space = space
+        self.sampler = sampler
+        self.study = optuna.create_study(
+            direction="maximize", sampler=OPTUNA_SAMPLERS[sampler](seed)
+        )
+        self.trials: dict[int, optuna.trial.Trial] = {}
+        self.reported: set[int] = set()
+
+    def ask(self) -> tuple[dict[str, Any], Hashable]:
+        trial = self.study.ask()
+        config = self.space.define_by_run(trial)
+        self.trials[trial.number] = trial
+        return config, trial.number
+
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        trial = self.trials.get(handle)  # type: ignore[call-overload]
+        if trial is not None:
+            trial.report(score, step)
+            self.reported.add(trial.number)
+
+    def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
+        trial = self.trials.pop(handle, None)  # type: ignore[call-overload]
+        if trial is None:
+            return
+        if status is Status.PRUNED and score is not None and handle not in self.reported:
+            trial.report(score, 0)  # a pruned trial is ranked by its last intermediate value
+        self.reported.discard(trial.number)
+        self.study.tell(
+            trial, score if status is Status.COMPLETE else None, state=_STATES[status]
+        )

@@ -1,0 +1,238 @@
+"""Results as Parquet: ``trials.parquet`` (one row per trial) and ``iterations.parquet``.
+
+Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``hpnas_schema``):
+
+``trials.parquet``
+    ``trial_id``, ``status`` (``complete``, ``pruned``, ``failed``, ``running``), ``searcher``,
+    ``config/<name>`` per searched parameter (absent parameters are null), ``best_<metric>``,
+    ``last_<metric>``, ``epochs`` (reports made), ``wall_s`` (trial seconds), ``error`` (text of
+    the failure or null), ``checkpoint`` (path of the last checkpoint or null), and ``last/<key>``
+    for every other metric the trial last reported.
+``iterations.parquet``
+    ``trial_id``, ``iteration``, ``time_total_s``, ``timestamp`` and every key the trainable
+    reported (for example ``val_acc``, ``val_loss``, ``train_loss``, ``epoch_s``).
+
+Both are rewritten whole, atomically (a temporary file, then ``os.replace``), whenever a trial
+ends and at most every ``flush_every_s`` seconds while trials report, so a reader (or a crash)
+never sees a torn file. Rows are keyed by trial id (and iteration), so a resumed experiment that
+replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
+:func:`load_results` reads both at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
+
+from search.adapter import Status, classify
+
+__all__ = [
+    "ITERATIONS_FILE",
+    "SCHEMA_VERSION",
+    "TRIALS_FILE",
+    "ResultsWriter",
+    "leaderboard",
+    "load_results",
+    "write_parquet",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+TRIALS_FILE = "trials.parquet"
+ITERATIONS_FILE = "iterations.parquet"
+_SKIP_KEYS = set(AUTO_RESULT_KEYS) | {
+    "done", "trial_id", "experiment_tag", "should_checkpoint", "__duplicate__",
+    "experiment_id",
+}
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` to ``path`` atomically, with the schema version in the file metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"hpnas_schema": SCHEMA_VERSION.encode()}
+    )
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class ResultsWriter(Callback):
+    """A Ray Tune callback that keeps the experiment's Parquet files current.
+
+    Args:
+        directory: the experiment directory.
+        metric, mode: the searched metric (for ``best_``/``last_`` columns and statuses).
+        max_epochs: the per-trial budget; trials ending before it count as pruned.
+        searcher: the searcher's name, stored on every row.
+        param_names: the space's parameters, so every row has every ``config/`` column in the
+            space's order (null where inactive).
+        flush_every_s: rewrite the files at most this often while trials only report.
+    """
+
+    def __init__(self, directory: str | Path, *, metric: str, mode: str, max_epochs: int,
+                 searcher: str, param_names: tuple[str, ...] = (),
+                 flush_every_s: float = 10.0) -> None:
+        self.directory = Path(directory)
+        self.metric = metric
+        self.mode = mode
+        self.max_epochs = max_epochs
+        self.searcher = searcher
+        self.param_names = param_names
+        self.flush_every_s = flush_every_s
+        self.trials: dict[str, dict[str, Any]] = {}
+        self.iterations: dict[tuple[str, int], dict[str, Any]] = {}
+        self._last_flush = 0.0
+        self._dirty = False
+        self._load_existing()
+
+    def _load_existing(self) -> None:
+        """Start from the files a previous run of this experiment left (resume)."""
+        trials_path = self.directory / TRIALS_FILE
+        iterations_path = self.directory / ITERATIONS_FILE
+        if trials_path.is_file():
+            for row in pd.read_parquet(trials_path).to_dict("records"):
+                self.trials[row["trial_id"]] = row
+        if iterations_path.is_file():
+            for row in pd.read_parquet(iterations_path).to_dict("records"):
+                self.iterations[(row["trial_id"], int(row["iteration"]))] = row
+
+    def _better(self, a: float, b: float | None) -> bool:
+        return b is None or (a > b if self.mode == "max" else a < b)
+
+    def _row(self, trial: Any) -> dict[str, Any]:
+        row = self.trials.get(trial.trial_id)
+        if row is None:
+            row = {"trial_id": trial.trial_id, "status": "running", "searcher": self.searcher}
+            config = trial.config or {}
+            for key in self.param_names:
+                row[f"config/{key}"] = _scalar(config.get(key))
+            for key, value in config.items():
+                row.setdefault(f"config/{key}", _scalar(value))
+            row.update({f"best_{self.metric}": None, f"last_{self.metric}": None, "epochs": 0,
+                        "wall_s": 0.0, "error": None, "checkpoint": None})
+            self.trials[trial.trial_id] = row
+        return row
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        row = self._row(trial)
+        step = int(result.get("training_iteration", 0))
+        it = {"trial_id": trial.trial_id, "iteration": step,
+              "time_total_s": _scalar(result.get("time_total_s")),
+              "timestamp": _scalar(result.get("timestamp"))}
+        for key, value in result.items():
+            if key not in _SKIP_KEYS and not isinstance(value, dict):
+                it[key] = _scalar(value)
+        self.iterations[(trial.trial_id, step)] = it
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            row[f"last_{self.metric}"] = float(value)
+            if self._better(float(value), row[f"best_{self.metric}"]):
+                row[f"best_{self.metric}"] = float(value)
+        row["epochs"] = max(int(row["epochs"] or 0), step)
+        row["wall_s"] = _scalar(result.get("time_total_s")) or row["wall_s"]
+        for key, v in it.items():
+            if key not in ("trial_id", "iteration", "timestamp", self.metric):
+                row[f"last/{key}"] = v
+        self._dirty = True
+        if time.monotonic() - self._last_flush > self.flush_every_s:
+            self.flush()
+
+    def _finish(self, trial: Any, error: bool) -> None:
+        row = self._row(trial)
+        status = classify(trial.last_result, error=error, metric=self.metric,
+                          max_epochs=self.max_epochs)
+        row["status"] = status.value
+        if error:
+            row["error"] = _error_text(trial)
+        elif status is Status.FAILED:
+            row["error"] = f"metric {self.metric!r} was missing or not finite"
+        checkpoint = getattr(trial, "checkpoint", None)
+        row["checkpoint"] = getattr(checkpoint, "path", None)
+        self._dirty = True
+        self.flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, error=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, error=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Rewrite both files atomically if anything changed."""
+        if not self._dirty:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_parquet(pd.DataFrame(list(self.trials.values())), self.directory / TRIALS_FILE)
+        iterations = pd.DataFrame(list(self.iterations.values()))
+        if not iterations.empty:
+            iterations = iterations.sort_values(["trial_id", "iteration"], kind="stable")
+        write_parquet(iterations, self.directory / ITERATIONS_FILE)
+        self._dirty = False
+        self._last_flush = time.monotonic()
+
+
+def _error_text(trial: Any) -> str:
+    """The last line of the trial's error (the exception), or a generic note."""
+    path = getattr(trial, "error_file", None)
+    text = ""
+    if path:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            text = ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:1000] if lines else "the trial raised an error (see Ray's trial log)"
+
+
+def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(trials, iterations)`` DataFrames of one experiment directory."""
+    directory = Path(directory)
+    trials_path = directory / TRIALS_FILE
+    if not trials_path.is_file():
+        raise FileNotFoundError(
+            f"{directory} has no {TRIALS_FILE}: not an hpnas experiment directory, or no trial "
+            "has finished yet."
+        )
+    iterations_path = directory / ITERATIONS_FILE
+    iterations = (pd.read_parquet(iterations_path) if iterations_path.is_file()
+                  else pd.DataFrame(columns=["trial_id", "iteration"]))
+    return pd.read_parquet(trials_path), iterations
+
+
+def leaderboard(trials: pd.DataFrame, *, metric: str, mode: str, top: int = 10) -> pd.DataFrame:
+    """The ``top`` non-failed trials by their best ``metric``, with their configs."""
+    best = f"best_{metric}"
+    if best not in trials.columns:
+        return pd.DataFrame()
+    ok = trials[trials["status"] != "failed"].dropna(subset=[best])
+    ok = ok.sort_values(best, ascending=mode == "min", kind="stable").head(top)
+    config_cols = [c for c in ok.columns if c.startswith("config/")]
+    extra = [c for c in ("last/params",) if c in ok.columns]
+    board = ok[["trial_id", "status", best, "epochs", "wall_s", *extra, *config_cols]].copy()
+    board.columns = [c.removeprefix("config/").removeprefix("last/") for c in board.columns]
+    return board.dropna(axis=1, how="all")

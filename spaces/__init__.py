@@ -1,0 +1,35 @@
+"""Search spaces: parameters, conditions (variable depth) and encodings. No Ray, no torch."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from spaces.cnn import cifar_cnn_space
+from spaces.space import Categorical, Condition, Float, Integer, Param, Space, closest
+
+__all__ = [
+    "SPACES",
+    "Categorical",
+    "Condition",
+    "Float",
+    "Integer",
+    "Param",
+    "Space",
+    "closest",
+    "get_space",
+]
+
+_FACTORIES: dict[str, Callable[[], Space]] = {
+    "cifar_cnn": cifar_cnn_space,
+}
+
+SPACES: dict[str, Space] = {name: make() for name, make in _FACTORIES.items()}
+
+
+def get_space(name: str) -> Space:
+    """The registered space called ``name``; ``ValueError`` naming the close ones otherwise."""
+    if name not in SPACES:
+        raise ValueError(
+            f"space is {name!r}, but must be one of {sorted(SPACES)}.{closest(name, list(SPACES))}"
+        )
+    return SPACES[name]

@@ -1,0 +1,369 @@
+"""The one space model every searcher reads.
+
+A space is data: an ordered tuple of named parameters, each optionally active only under a
+condition on an earlier parameter (``num_filter_2`` exists only when ``num_conv_layers >= 3``).
+From that one definition a space gives random samples, validation, an Optuna define-by-run
+function and Ray Tune domains. This module imports neither Ray nor torch nor Optuna: the Optuna
+and Tune conversions take the ``trial`` object or the ``tune`` module from their caller.
+
+Example:
+    >>> space = Space("toy", (
+    ...     Integer("depth", 1, 3),
+    ...     Categorical("act", ("relu", "gelu")),
+    ...     Float("lr", 1e-4, 1e-1, log=True),
+    ...     Integer("width_2", 8, 64, step=8, condition=Condition("depth", ">=", 2)),
+    ... ))
+    >>> cfg = space.sample(np.random.default_rng(0))
+    >>> space.validate(cfg)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "Categorical",
+    "Condition",
+    "Float",
+    "Integer",
+    "Param",
+    "Space",
+    "closest",
+]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "in": lambda a, b: a in b,
+}
+
+
+def closest(name: str, candidates: Sequence[str]) -> str:
+    """A "did you mean" suffix naming the candidates closest to ``name`` ('' if none is close)."""
+    near = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parameter is active only when ``config[param] <op> value`` holds.
+
+    ``op`` is one of ``==, !=, >=, >, <=, <, in``.
+    """
+
+    param: str
+    op: str
+    value: Any
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(
+                f"condition operator is {self.op!r}, but must be one of {sorted(_OPS)}."
+            )
+
+    def holds(self, config: Mapping[str, Any]) -> bool:
+        """Whether the condition holds; False when the parameter it reads is absent."""
+        if config.get(self.param) is None:
+            return False
+        return bool(_OPS[self.op](config[self.param], self.value))
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """One of a fixed tuple of choices (strings, numbers or booleans)."""
+
+    name: str
+    choices: tuple[Any, ...]
+    condition: Condition | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(self.choices))
+        if not self.choices:
+            raise ValueError(f"`{self.name}.choices` is empty, but must list at least one value.")
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise ValueError(f"`{self.name}.choices` is {list(self.choices)}, but has duplicates.")
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.choices[int(rng.integers(len(self.choices)))]
+
+    def contains(self, value: Any) -> bool:
+        return any(
+            value == c and isinstance(value, bool) == isinstance(c, bool) for c in self.choices
+        )
+
+    def grid(self) -> tuple[Any, ...]:
+        return self.choices
+
+    def describe(self) -> str:
+        return f"one of {list(self.choices)}"
+
+    def suggest(self, trial: Any) -> Any:
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def tune_domain(self, tune: Any) -> Any:
+        return tune.choice(list(self.choices))
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer in ``[low, high]`` on the grid ``low, low + step, ...``."""
+
+    name: str
+    low: int
+    high: int
+    step: int = 1
+    condition: Condition | None = None
+
+    def __post_init__(self) -> None:
+        for attr in ("low", "high", "step"):
+            value = getattr(self, attr)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"`{self.name}.{attr}` is {value!r}, but must be an integer.")
+        if self.step < 1:
+            raise ValueError(f"`{self.name}.step` is {self.step}, but must be >= 1.")
+        if self.low > self.high:
+            raise ValueError(
+                f"`{self.name}` has low {self.low} > high {self.high}; swap them."
+            )
+        if (self.high - self.low) % self.step:
+            raise ValueError(
+                f"`{self.name}`: high - low = {self.high - self.low} is not a multiple of "
+                f"step {self.step}; set high to {self.low + (self.high - self.low) // self.step * self.step}."
+            )
+
+    def sample(self, rng: np.random.Generator) -> int:
+        return self.low + self.step * int(rng.integers((self.high - self.low) // self.step + 1))
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return False
+        return self.low <= value <= self.high and (value - self.low) % self.step == 0
+
+    def grid(self) -> tuple[int, ...]:
+        return tuple(range(self.low, self.high + 1, self.step))
+
+    def describe(self) -> str:
+        return f"an integer in [{self.low}, {self.high}] with step {self.step}"
+
+    def suggest(self, trial: Any) -> int:
+        return int(trial.suggest_int(self.name, self.low, self.high, step=self.step))
+
+    def tune_domain(self, tune: Any) -> Any:
+        if self.step == 1:
+            return tune.randint(self.low, self.high + 1)
+        return tune.choice(list(self.grid()))
+
+
+@dataclass(frozen=True)
+class Float:
+    """A float in ``[low, high]``, optionally on a log scale."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    condition: Condition | None = None
+
+    def __post_init__(self) -> None:
+        for attr in ("low", "high"):
+            value = getattr(self, attr)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"`{self.name}.{attr}` is {value!r}, but must be a number.")
+            if not math.isfinite(value):
+                raise ValueError(f"`{self.name}.{attr}` is {value!r}, but must be finite.")
+        if self.low > self.high:
+            raise ValueError(f"`{self.name}` has low {self.low} > high {self.high}; swap them.")
+        if self.log and self.low <= 0:
+            raise ValueError(
+                f"`{self.name}.low` is {self.low}, but must be > 0 on a log scale "
+                "(use a positive low, or log: false)."
+            )
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.log:
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            return False
+        return self.low <= value <= self.high
+
+    def grid(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"a float in [{self.low}, {self.high}]" + (" (log scale)" if self.log else "")
+
+    def suggest(self, trial: Any) -> float:
+        return float(trial.suggest_float(self.name, self.low, self.high, log=self.log))
+
+    def tune_domain(self, tune: Any) -> Any:
+        return (tune.loguniform if self.log else tune.uniform)(self.low, self.high)
+
+
+Param = Union[Categorical, Integer, Float]
+_OVERRIDABLE: dict[type, tuple[str, ...]] = {
+    Categorical: ("choices",),
+    Integer: ("low", "high", "step"),
+    Float: ("low", "high", "log"),
+}
+
+
+@dataclass(frozen=True)
+class Space:
+    """An ordered, immutable set of parameters; conditions read earlier parameters only."""
+
+    name: str
+    params: tuple[Param, ...]
+    _by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(self.params))
+        seen: dict[str, Param] = {}
+        for p in self.params:
+            if p.name in seen:
+                raise ValueError(f"space {self.name!r} defines parameter {p.name!r} twice.")
+            if p.condition is not None and p.condition.param not in seen:
+                raise ValueError(
+                    f"parameter {p.name!r} is conditioned on {p.condition.param!r}, which must "
+                    "be defined before it."
+                )
+            seen[p.name] = p
+        object.__setattr__(self, "_by_name", seen)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def __getitem__(self, name: str) -> Param:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(
+                f"space {self.name!r} has no parameter {name!r}.{closest(name, self.names)}"
+            ) from None
+
+    def is_active(self, param: Param, config: Mapping[str, Any]) -> bool:
+        """Whether ``param`` is active given the earlier values in ``config``."""
+        return param.condition is None or param.condition.holds(config)
+
+    def active_params(self, config: Mapping[str, Any]) -> list[Param]:
+        """The parameters active under ``config`` (in order)."""
+        return [p for p in self.params if self.is_active(p, config)]
+
+    def build(self, choose: Callable[[Param, dict[str, Any]], Any]) -> dict[str, Any]:
+        """Walk the parameters in order, asking ``choose(param, partial)`` for each active one.
+
+        The shared skeleton of sampling, Optuna's define-by-run and the RL controller's decoding.
+        """
+        config: dict[str, Any] = {}
+        for p in self.params:
+            if self.is_active(p, config):
+                config[p.name] = choose(p, config)
+        return config
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A uniformly random configuration (inactive parameters absent)."""
+        return self.build(lambda p, _: p.sample(rng))
+
+    def validate(self, config: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming the first problem with ``config``."""
+        for p in self.params:
+            active = self.is_active(p, config)
+            if active and p.name not in config:
+                raise ValueError(f"config is missing the active parameter {p.name!r}.")
+            if not active and p.name in config:
+                raise ValueError(
+                    f"config sets {p.name!r}, which is inactive here ({p.condition})."
+                )
+            if active and not p.contains(config[p.name]):
+                raise ValueError(
+                    f"`{p.name}` is {config[p.name]!r}, but must be {p.describe()}."
+                )
+        unknown = [k for k in config if k not in self._by_name]
+        if unknown:
+            raise ValueError(
+                f"config sets unknown parameter {unknown[0]!r}.{closest(unknown[0], self.names)}"
+            )
+
+    def canonical(self, config: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """A hashable form: the active parameters' values in space order."""
+        return tuple((p.name, config[p.name]) for p in self.active_params(config))
+
+    def define_by_run(self, trial: Any) -> dict[str, Any]:
+        """Optuna define-by-run: suggest only the active parameters; returns the config."""
+        return self.build(lambda p, _: p.suggest(trial))
+
+    def to_tune(self, tune: Any) -> dict[str, Any]:
+        """Ray Tune domains; conditional parameters become ``sample_from`` (``None`` if inactive).
+
+        Args:
+            tune: the ``ray.tune`` module (passed in so that ``spaces`` never imports Ray).
+        """
+        domains: dict[str, Any] = {}
+        for p in self.params:
+            if p.condition is None:
+                domains[p.name] = p.tune_domain(tune)
+            else:
+                domains[p.name] = tune.sample_from(_ConditionalSampler(p))
+        return domains
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Space:
+        """A new space with some parameters narrowed, widened or fixed.
+
+        ``{"lr": {"low": 1e-3}}`` changes fields; ``{"optimizer": "SGD"}`` (a plain value) fixes
+        the parameter to that one value.
+        """
+        params = list(self.params)
+        for name, change in overrides.items():
+            if name not in self._by_name:
+                raise ValueError(
+                    f"override names parameter {name!r}, which space {self.name!r} does not have."
+                    f"{closest(name, self.names)} Parameters: {', '.join(self.names)}."
+                )
+            index = self.names.index(name)
+            old = params[index]
+            if isinstance(change, Mapping):
+                allowed = _OVERRIDABLE[type(old)]
+                bad = [k for k in change if k not in allowed]
+                if bad:
+                    raise ValueError(
+                        f"override of {name!r} sets {bad[0]!r}, but a {type(old).__name__} "
+                        f"parameter takes only {', '.join(allowed)}.{closest(bad[0], allowed)}"
+                    )
+                params[index] = replace(old, **change)
+            else:
+                if not old.contains(change):
+                    raise ValueError(
+                        f"override fixes {name!r} to {change!r}, but it must be {old.describe()}."
+                    )
+                params[index] = Categorical(name, (change,), condition=old.condition)
+        return Space(self.name, tuple(params))
+
+
+@dataclass(frozen=True)
+class _ConditionalSampler:
+    """A picklable ``tune.sample_from`` function for one conditional parameter."""
+
+    param: Param
+
+    def __call__(self, spec: Any) -> Any:
+        condition = self.param.condition
+        if condition is None or not condition.holds(
+            {condition.param: spec.config.get(condition.param)}
+        ):
+            return None
+        # Tune passes no random state to sample_from; draw the seed from numpy's global state,
+        # which Tune's own `seed`/`random_state` handling sets.
+        return self.param.sample(np.random.default_rng(np.random.randint(2**31)))

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny datasets in the real file formats, the shared data folder, local Ray."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(os.environ.get(
+    "HPNAS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def shared_data(sub: str) -> Path:
+    """A folder of ../shared/data, or a skip that says clearly that it is missing."""
+    path = SHARED_DATA / sub
+    if not path.exists():
+        pytest.skip(f"needs {path} (the workplace's ../shared/data beside the checkout, or "
+                    "$HPNAS_SHARED_DATA); it is missing here")
+    return path
+
+
+def planted_images(n: int, classes: int, shape: tuple[int, ...], seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images whose class is a bright square at a class-specific place (learnable)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(classes, size=n)
+    images = rng.integers(0, 60, size=(n, *shape), dtype=np.uint8)
+    h = shape[0]
+    for i, c in enumerate(labels):
+        r, col = divmod(int(c), 4)
+        images[i, r * 6 + 2: r * 6 + 6, col * 6 + 2: col * 6 + 6] = 250
+    return images, labels.astype(np.uint8)
+
+
+def write_idx(folder: Path, n_train: int = 600, n_test: int = 200) -> Path:
+    """MNIST-format IDX ``.gz`` files (the layout Debian's dataset packages install)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = planted_images(n, 10, (28, 28), seed)
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+    return folder
+
+
+def write_cifar100(root: Path, n_train: int = 300, n_test: int = 100) -> Path:
+    """Tiny files in the real ``cifar-100-python`` pickle format (train, test, meta)."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, _ = planted_images(n, 12, (32, 32, 3), seed)
+        fine = np.random.default_rng(seed).integers(100, size=n)
+        data = images.transpose(0, 3, 1, 2).reshape(n, -1)  # rows are R, G, B planes
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data, b"fine_labels": fine.tolist(),
+                         b"coarse_labels": (fine // 5).tolist(),
+                         b"filenames": [f"{i}.png".encode() for i in range(n)]}, f)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"class{i}" for i in range(100)],
+                     "coarse_label_names": [f"super{i}" for i in range(20)]}, f)
+    return root
+
+
+@pytest.fixture
+def tiny_fmnist(tmp_path: Path) -> Path:
+    return write_idx(tmp_path / "fmnist")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray for this module only, stopped by handle (never `ray stop`)."""
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,31 @@
+"""Ray Tune trainables wrapping torch models, and the datasets they train on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from trainables import metrics
+from trainables.cnn import CnnSettings, evaluate_cnn, train_cnn
+
+__all__ = ["TRAINABLES", "TRAINABLE_INFO", "TrainableInfo", "metrics"]
+
+
+@dataclass(frozen=True)
+class TrainableInfo:
+    """A registered trainable: its function, settings record, default space and metric."""
+
+    fn: Callable[..., None]
+    settings: type
+    space: str
+    metric: str
+    mode: str
+    evaluate: Callable[[dict[str, Any], Any, str], dict[str, float]] | None = None
+
+
+TRAINABLE_INFO: dict[str, TrainableInfo] = {
+    "cifar_cnn": TrainableInfo(train_cnn, CnnSettings, "cifar_cnn", metrics.VAL_ACC, "max",
+                               evaluate_cnn),
+}
+
+TRAINABLES: dict[str, Callable[..., None]] = {n: i.fn for n, i in TRAINABLE_INFO.items()}

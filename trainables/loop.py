@@ -1,0 +1,83 @@
+"""The shared per-epoch machinery of every trainable: device, threads, checkpoint, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+__all__ = ["batches", "load_state", "report_epoch", "setup_device"]
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+
+
+def setup_device() -> torch.device:
+    """The device Ray assigned this trial, and torch's thread count set to its CPUs.
+
+    Ray sets ``CUDA_VISIBLE_DEVICES`` per trial, so an assigned GPU is always ``cuda:0`` here.
+    Outside Ray (tests, benchmarks) the CPU is used with torch's default threads.
+    """
+    import ray
+
+    cpus = None
+    gpus: list[Any] = []
+    if ray.is_initialized():
+        try:
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+            gpus = ray.get_gpu_ids()
+        except Exception:  # not inside a Ray worker
+            cpus, gpus = None, []
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
+    if gpus and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def batches(n: int, batch_size: int, *, device: torch.device,
+            generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Index tensors for one pass over ``n`` items; shuffled when ``generator`` is given."""
+    if generator is None:
+        order = torch.arange(n, device=device)
+    else:
+        order = torch.randperm(n, generator=generator).to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def load_state(map_location: torch.device) -> dict[str, Any] | None:
+    """The state saved by the last :func:`report_epoch` of this trial, or ``None``."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return read_state(Path(folder), map_location)
+
+
+def read_state(folder: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint folder written by :func:`report_epoch`; clear error when corrupt."""
+    path = Path(folder) / STATE_FILE
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise RuntimeError(f"checkpoint {path} cannot be read ({e}); it is missing or corrupt.")
+
+
+def report_epoch(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+    """``tune.report`` one epoch's metrics with a checkpoint of ``state`` (if given)."""
+    from ray import tune
+
+    if state is None:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory(prefix="hpnas-ckpt-") as folder:
+        torch.save(state, os.path.join(folder, STATE_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
