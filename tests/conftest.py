@@ -58,12 +58,12 @@ def write_cifar100(root: Path, n_train: int = 300, n_test: int = 100) -> Path:
         fine = np.random.default_rng(seed).integers(100, size=n)
         data = images.transpose(0, 3, 1, 2).reshape(n, -1)  # rows are R, G, B planes
         with open(folder / name, "wb") as f:
-            pickle.dump({b"data": data, b"fine_labels": fine.tolist(),
-                         b"coarse_labels": (fine // 5).tolist(),
-                         b"filenames": [f"{i}.png".encode() for i in range(n)]}, f)
+            pickle.dump({"data": data, "fine_labels": fine.tolist(),
+                         "coarse_labels": (fine // 5).tolist(),
+                         "filenames": [f"{i}.png" for i in range(n)]}, f, protocol=2)
     with open(folder / "meta", "wb") as f:
         pickle.dump({"fine_label_names": [f"class{i}" for i in range(100)],
-                     "coarse_label_names": [f"super{i}" for i in range(20)]}, f)
+                     "coarse_label_names": [f"super{i}" for i in range(20)]}, f, protocol=2)
     return root
 
 
@@ -78,6 +78,9 @@ def local_ray():
     import ray
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Workers import trainables defined in test modules, so they get the tests folder on their path.
+    tests = str(Path(__file__).resolve().parent)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": tests}})
     yield ray
     ray.shutdown()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from trainables.data import DataSettings, DatasetNotFound, load_splits, load_test, locate
+
+from conftest import shared_data, write_cifar100, write_idx
+
+
+def test_cifar100_real_loader_on_tiny_files_in_the_real_format(tmp_path, caplog):
+    root = write_cifar100(tmp_path / "data")
+    settings = DataSettings(name="cifar100", root=str(root), val_size=50)
+    with caplog.at_level(logging.WARNING):
+        splits = load_splits(settings, "cpu")
+    assert "do not match the published checksums" in caplog.text
+    assert splits.x_train.shape == (250, 3, 32, 32) and splits.x_val.shape == (50, 3, 32, 32)
+    assert splits.classes == 100 and splits.y_train.dtype == torch.int64
+    assert int(splits.y_train.max()) < 100
+    # normalised with the train split's statistics
+    assert torch.allclose(splits.x_train.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
+    x_test, y_test = load_test(settings, splits)
+    assert x_test.shape == (100, 3, 32, 32) and y_test.shape == (100,)
+
+
+def test_idx_gz_folder_is_unpacked_and_read_by_torchvision(tmp_path):
+    root = write_idx(tmp_path / "fm", n_train=300, n_test=50)
+    settings = DataSettings(name="fashion_mnist", root=str(root), val_size=0.2, train_size=100)
+    splits = load_splits(settings, "cpu")
+    assert splits.x_train.shape == (100, 1, 28, 28) and splits.x_val.shape == (60, 1, 28, 28)
+    assert (root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+def test_split_is_the_same_for_every_trial(tmp_path):
+    root = write_idx(tmp_path / "fm", n_train=300, n_test=50)
+    a = load_splits(DataSettings(name="mnist", root=str(root), val_size=40), "cpu")
+    load_splits.cache_clear()
+    b = load_splits(DataSettings(name="mnist", root=str(root), val_size=40), "cpu")
+    assert torch.equal(a.y_val, b.y_val) and torch.equal(a.x_train, b.x_train)
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetNotFound, match="apt-get install dataset-fashion-mnist"):
+        locate(DataSettings(name="fashion_mnist", root=str(tmp_path)))
+    with pytest.raises(DatasetNotFound, match="cifar-100-python"):
+        locate(DataSettings(name="cifar100", root=str(tmp_path)))
+
+
+def test_real_fashion_mnist_from_shared_data():
+    root = shared_data("fashion-mnist")
+    # the shared copy is read-only: files are unpacked into the cache instead
+    splits = load_splits(DataSettings(name="fashion_mnist", root=str(root), val_size=10000,
+                                      train_size=1000), "cpu")
+    assert splits.x_train.shape == (1000, 1, 28, 28) and splits.x_val.shape[0] == 10000
+    assert len(torch.unique(splits.y_val)) == 10

@@ -1,0 +1,91 @@
+"""End to end on a real local Ray: `hpnas run`, `hpnas results`, `hpnas evaluate`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from cluster.cli import main
+from cluster.runner import run_experiment
+from cluster.spec import spec_from_mapping
+
+from conftest import write_idx
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _experiment(tmp_path, **changes) -> dict:
+    root = write_idx(tmp_path / "fm", n_train=500, n_test=100)
+    spec = {"name": "e2e", "trainable": "cifar_cnn", "searcher": "optuna",
+            "scheduler": {"name": "asha", "grace_period_epochs": 1, "reduction_factor": 2},
+            "samples": 6, "max_concurrent_trials": 2, "seed": 0,
+            "space": {"name": "cifar_cnn", "overrides": {"num_conv_layers": {"high": 2}}},
+            "data": {"name": "fashion_mnist", "root": str(root), "val_size": 100,
+                     "test_size": 100},
+            "train": {"epochs": 3, "batch_size": 50}, "storage": str(tmp_path / "results")}
+    spec.update(changes)
+    return spec
+
+
+def test_hpnas_run_writes_parquet_and_evaluates(tmp_path, local_ray, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(_experiment(tmp_path)))
+    assert main(["run", str(path), "--progress-interval", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "finished" in out and "top" in out
+    directory = tmp_path / "results" / "e2e"
+    trials = pd.read_parquet(directory / "trials.parquet")
+    iterations = pd.read_parquet(directory / "iterations.parquet")
+    assert len(trials) == 6 and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"complete", "pruned"}
+    assert (trials["status"] == "complete").any()
+    assert trials["config/num_conv_layers"].max() <= 2
+    # one iteration row per epoch each trial ran, and epochs agree with statuses
+    per_trial = iterations.groupby("trial_id")["iteration"].max()
+    assert (per_trial.loc[trials["trial_id"]].to_numpy() == trials["epochs"].to_numpy()).all()
+    assert (trials.loc[trials["status"] == "pruned", "epochs"] < 3).all()
+    assert (trials.loc[trials["status"] == "complete", "epochs"] == 3).all()
+    assert {"val_acc", "val_loss", "train_loss", "epoch_s", "params"} <= set(iterations.columns)
+    assert trials["best_val_acc"].max() > 0.5  # planted classes are learnable
+    # the searcher learned from pruned trials as PRUNED: status counts add up
+    assert main(["results", str(directory), "--top", "3"]) == 0
+    board = capsys.readouterr().out
+    assert "top 3 by val_acc" in board
+    assert main(["evaluate", str(directory)]) == 0
+    evaluation = json.loads((directory / "evaluation.json").read_text())
+    assert 0 <= evaluation["test_acc"] <= 1 and evaluation["config"]
+    # a second run into the same directory is refused
+    assert main(["run", str(path)]) == 2
+    assert "already holds results" in capsys.readouterr().err
+
+
+def _flaky(config, settings=None):
+    """A trainable that raises for SGD, reports NaN for RMSprop and trains otherwise."""
+    from ray import tune
+
+    if config["optimizer"] == "SGD":
+        raise RuntimeError("synthetic failure")
+    for epoch in range(1, 3):
+        value = math.nan if config["optimizer"] == "RMSprop" else config["lr"] * 10 + epoch
+        tune.report({"val_acc": value, "epoch": epoch})
+
+
+def test_failing_trials_do_not_take_the_experiment_down(tmp_path, local_ray):
+    spec = spec_from_mapping(_experiment(
+        tmp_path, name="flaky", samples=9, scheduler="fifo", searcher="random",
+        train={"epochs": 2}))
+    directory = run_experiment(spec, quiet=True, trainable_fn=_flaky)
+    trials = pd.read_parquet(directory / "trials.parquet")
+    assert len(trials) == 9
+    by_opt = trials.groupby("config/optimizer")["status"].agg(set).to_dict()
+    assert by_opt.get("SGD", {"failed"}) == {"failed"}
+    assert by_opt.get("RMSprop", {"failed"}) == {"failed"}
+    assert by_opt.get("Adam", {"complete"}) == {"complete"}
+    sgd = trials[trials["config/optimizer"] == "SGD"]
+    assert sgd["error"].str.contains("synthetic failure").all()
+    nan = trials[trials["config/optimizer"] == "RMSprop"]
+    assert nan["error"].str.contains("not finite").all()

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from search.results import (
+    ITERATIONS_FILE, SCHEMA_VERSION, TRIALS_FILE, ResultsWriter, leaderboard, load_results,
+)
+
+PARAMS = ("depth", "width_1", "lr")
+
+
+def _trial(tid: str, config: dict, error_file: str | None = None):
+    return SimpleNamespace(trial_id=tid, config=config, last_result={}, checkpoint=None,
+                           error_file=error_file)
+
+
+def _writer(directory: Path) -> ResultsWriter:
+    return ResultsWriter(directory, metric="val_acc", mode="max", max_epochs=3,
+                         searcher="optuna", param_names=PARAMS)
+
+
+def _report(writer: ResultsWriter, trial, epoch: int, value: float) -> None:
+    result = {"val_acc": value, "val_loss": 1 - value, "training_iteration": epoch,
+              "time_total_s": float(epoch), "timestamp": 1000 + epoch, "pid": 1,
+              "config": trial.config, "done": False}
+    trial.last_result = result
+    writer.on_trial_result(epoch, [], trial, result)
+
+
+def _run_three(writer: ResultsWriter, tmp_path: Path) -> None:
+    a = _trial("a", {"depth": 2, "width_1": 8, "lr": 0.1})
+    b = _trial("b", {"depth": 1, "lr": 0.2})
+    err = tmp_path / "error.txt"
+    err.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory\n")
+    c = _trial("c", {"depth": 1, "lr": 0.3}, error_file=str(err))
+    for e, v in enumerate((0.5, 0.7, 0.6), start=1):
+        _report(writer, a, e, v)
+    writer.on_trial_complete(3, [], a)
+    _report(writer, b, 1, 0.4)
+    writer.on_trial_complete(4, [], b)  # stopped at 1 of 3 epochs: pruned
+    _report(writer, c, 1, 0.9)
+    writer.on_trial_error(5, [], c)
+
+
+def test_rows_statuses_and_columns(tmp_path):
+    writer = _writer(tmp_path)
+    _run_three(writer, tmp_path)
+    trials, iterations = load_results(tmp_path)
+    assert list(trials["trial_id"]) == ["a", "b", "c"]
+    assert list(trials["status"]) == ["complete", "pruned", "failed"]
+    assert list(trials["best_val_acc"]) == [0.7, 0.4, 0.9]
+    assert list(trials["last_val_acc"]) == [0.6, 0.4, 0.9]
+    assert list(trials["epochs"]) == [3, 1, 1]
+    assert [c for c in trials.columns if c.startswith("config/")] == [
+        "config/depth", "config/width_1", "config/lr"]
+    assert pd.isna(trials.loc[1, "config/width_1"])  # inactive parameter is null
+    assert trials.loc[2, "error"] == "RuntimeError: CUDA out of memory"
+    assert len(iterations) == 5
+    assert {"val_acc", "val_loss", "iteration", "time_total_s"} <= set(iterations.columns)
+    assert "pid" not in iterations.columns and "config" not in iterations.columns
+
+
+def test_schema_version_in_metadata(tmp_path):
+    _run_three(_writer(tmp_path), tmp_path)
+    for name in (TRIALS_FILE, ITERATIONS_FILE):
+        meta = pq.read_schema(tmp_path / name).metadata
+        assert meta[b"hpnas_schema"] == SCHEMA_VERSION.encode()
+
+
+def test_resumed_writer_never_duplicates(tmp_path):
+    _run_three(_writer(tmp_path), tmp_path)
+    resumed = _writer(tmp_path)  # a restored experiment replays and adds results
+    a = _trial("a", {"depth": 2, "width_1": 8, "lr": 0.1})
+    _report(resumed, a, 3, 0.6)
+    resumed.on_trial_complete(9, [], a)
+    d = _trial("d", {"depth": 3, "lr": 0.01})
+    _report(resumed, d, 1, 0.3)
+    resumed.on_trial_complete(10, [], d)
+    trials, iterations = load_results(tmp_path)
+    assert sorted(trials["trial_id"]) == ["a", "b", "c", "d"]
+    assert not trials["trial_id"].duplicated().any()
+    assert not iterations.duplicated(["trial_id", "iteration"]).any()
+    assert len(iterations) == 6
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    writer = _writer(tmp_path)
+    _run_three(writer, tmp_path)
+    before = (tmp_path / TRIALS_FILE).read_bytes()
+
+    def crash(table, where, *a, **k):
+        Path(where).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", crash)
+    e = _trial("e", {"depth": 1, "lr": 0.5})
+    with pytest.raises(OSError):
+        _report(writer, e, 1, 0.2)
+        writer.on_trial_complete(1, [], e)
+    assert (tmp_path / TRIALS_FILE).read_bytes() == before  # the old file, whole
+    assert pd.read_parquet(tmp_path / TRIALS_FILE).shape[0] == 3
+
+
+def test_leaderboard_orders_and_drops_failed(tmp_path):
+    _run_three(_writer(tmp_path), tmp_path)
+    trials, _ = load_results(tmp_path)
+    board = leaderboard(trials, metric="val_acc", mode="max", top=5)
+    assert list(board["trial_id"]) == ["a", "b"]
+    assert "depth" in board.columns and "lr" in board.columns
+    low = leaderboard(trials, metric="val_acc", mode="min", top=1)
+    assert list(low["trial_id"]) == ["b"]
+
+
+def test_load_results_on_a_non_experiment_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an hpnas experiment directory"):
+        load_results(tmp_path)
