@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 # The experiment-state snapshot warning fires whenever trials checkpoint often (every epoch here).
 _TUNE_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0 the old engine prints nothing; ours is the table
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }

@@ -8,7 +8,9 @@ CIFAR-10, MNIST and Fashion-MNIST.
 
 What differs from the seed's loop, for speed (see ``benchmarks/throughput.py``): the data lives on
 the device as one tensor and batches are index slices; channels-last memory format on CPU;
-validation in large batches under ``inference_mode``; bf16 autocast on GPU.
+validation under ``inference_mode`` in batches sized for the device; bf16 autocast (mixed
+precision: weights and optimiser in fp32) on GPUs and on CPUs with native bf16 arithmetic, where
+it is 2-3x faster than fp32 (``amp: false`` turns it off).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from torch import nn
 from spaces.options import check_range, parse_options
 from trainables import metrics as M
 from trainables.data import DataSettings, TensorSplits, load_splits, load_test
-from trainables.loop import batches, load_state, read_state, report_epoch, setup_device
+from trainables.loop import (
+    batches, bf16_native, load_state, read_state, report_epoch, setup_device,
+)
 
 __all__ = ["CnnSettings", "Net", "build_net", "evaluate_cnn", "train_cnn"]
 
@@ -40,11 +44,11 @@ class CnnSettings:
     data: DataSettings = field(default_factory=DataSettings)
     epochs: int = 10  # the trial's budget; ASHA's max_t
     batch_size: int = 64
-    eval_batch_size: int = 1024
+    eval_batch_size: int | None = None  # None: 1024 on a GPU, 64 on a CPU (cache-friendly)
     lr_schedule: Literal["constant", "warmup_cosine"] = "constant"  # the seed's is constant
     warmup_epochs: float = 1.0  # linear warmup length for warmup_cosine
     channels_last: bool = True  # NHWC convolutions (faster on CPU and on tensor cores)
-    amp: bool = True  # bf16 autocast when on a GPU
+    amp: bool = True  # bf16 autocast where the device has native bf16 (GPU; AVX512-BF16/AMX)
     seed: int = 0  # weight init and batch order
 
     def __post_init__(self) -> None:
@@ -125,7 +129,9 @@ class CnnRun:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _schedule(settings, steps))
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.autocast = settings.amp and device.type == "cuda"
+        self.autocast = settings.amp and bf16_native(device)
+        self.eval_batch_size = settings.eval_batch_size or (
+            1024 if device.type == "cuda" else 64)
         self.x_train = self.splits.x_train.contiguous(memory_format=self.memory_format)
         self.x_val = self.splits.x_val.contiguous(memory_format=self.memory_format)
         self.epoch = 0
@@ -175,7 +181,7 @@ class CnnRun:
         self.model.eval()
         correct = torch.zeros((), device=self.device)
         loss = torch.zeros((), device=self.device)
-        for idx in batches(len(y), self.settings.eval_batch_size, device=self.device):
+        for idx in batches(len(y), self.eval_batch_size, device=self.device):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(x[idx]).float()
             loss += F.cross_entropy(logits, y[idx], reduction="sum")

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import torch
 
-__all__ = ["batches", "load_state", "report_epoch", "setup_device"]
+__all__ = ["batches", "bf16_native", "load_state", "report_epoch", "setup_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,19 @@ def setup_device() -> torch.device:
     if gpus and torch.cuda.is_available():
         return torch.device("cuda", 0)
     return torch.device("cpu")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether bf16 autocast is fast on ``device``: CUDA GPUs with bf16, CPUs with AVX512-BF16
+    or AMX (elsewhere bf16 on a CPU is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
 
 
 def batches(n: int, batch_size: int, *, device: torch.device,
