@@ -57,8 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SpecError as e:
         return _fail(str(e))
     if (spec.directory / "trials.parquet").exists():
-        return _fail(f"experiment directory {spec.directory} already holds results; continue it "
-                     f"with `hpnas resume {spec.directory}` or pass another --name.")
+        return _fail(f"experiment directory {spec.directory} already holds results; pass another "
+                     "--name (or --storage), or remove that directory.")
     from cluster.runner import run_experiment
 
     data = getattr(spec.settings, "data", None)

@@ -76,3 +76,12 @@ class ProgressPrinter(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, error=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:  # those stopped by the time budget get no on_trial_complete
+            if trial.trial_id in self.running:
+                self.running.discard(trial.trial_id)
+                self.outcomes[trial.trial_id] = classify(
+                    trial.last_result, error=trial.status == "ERROR", metric=self.metric,
+                    max_epochs=self.max_epochs)
+        self._print(force=True)

@@ -159,7 +159,7 @@ def spec_from_mapping(data: Any, *, source: str = "experiment file",
         return _build(dict(data), check_data)
     except SpecError:
         raise
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ArithmeticError) as e:
         raise SpecError(str(e)) from None
 
 
@@ -199,13 +199,15 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     samples = _int(data, "samples", 20, 1, allow_none=True)
     budget = data.get("time_budget_s")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or budget <= 0):
+                               or not budget > 0 or budget == float("inf")):
         raise SpecError(f"`time_budget_s` is {budget!r}, but must be a number of seconds > 0.")
     if samples is None and budget is None:
         raise SpecError("`samples` is null and `time_budget_s` is not set: the search would "
                         "never end; set `samples: N` or `time_budget_s: SECONDS`.")
     max_concurrent = _int(data, "max_concurrent_trials", 2, 1)
     seed = _int(data, "seed", 0, 0)
+    if seed >= 2**32:  # type: ignore[operator]
+        raise SpecError(f"`seed` is {seed}, but must be < 2**32.")
     max_failures = _int(data, "max_failures", 0, 0)
 
     resources = parse_options(Resources, data.get("resources"), "resources")
@@ -240,8 +242,10 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     storage = data.get("storage", "results")
     if not isinstance(storage, str) or not storage:
         raise SpecError(f"`storage` is {storage!r}, but must be a directory path or URI.")
-    if "://" not in storage:
-        storage = str(Path(storage).expanduser().resolve())
+    if "://" in storage:
+        raise SpecError(f"`storage` is {storage!r}, but must be a filesystem path (on a cluster, a "
+                        "shared one every node sees); URIs are not supported yet.")
+    storage = str(Path(storage).expanduser().resolve())
 
     spec = ExperimentSpec(
         name=name, trainable=trainable, space=space, settings=settings, searcher=searcher,
@@ -270,6 +274,8 @@ def read_yaml(path: str | Path) -> Any:
                         "file (see examples/).")
     try:
         return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"experiment file {str(path)!r} cannot be read: {e}.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -142,7 +142,12 @@ class SpaceSearcher(Searcher):
         if proposal is None:
             return None
         config, handle = proposal
-        self.space.validate(config)
+        try:
+            self.space.validate(config)
+        except ValueError as e:
+            logger.warning("%s searcher proposed an invalid config (%s); skipped.", self.name, e)
+            self.strategy.tell(handle, None, Status.FAILED)
+            return None
         self.live[trial_id] = handle
         self.suggested += 1
         return dict(config)
@@ -170,6 +175,11 @@ class SpaceSearcher(Searcher):
         status = classify(result, error=error, metric=self._metric, max_epochs=self.max_epochs)
         value = finite_metric(result, self._metric)
         self.outcomes[trial_id] = status
+        step = (result or {}).get(TRAINING_ITERATION)
+        if status is Status.PRUNED and value is not None and isinstance(step, int):
+            # Tune skips on_trial_result for the result that made the scheduler stop the
+            # trial: report it here, so the core ranks a pruned trial by its last value.
+            self.strategy.report(handle, step, self.score(value))
         self.strategy.tell(
             handle, None if status is Status.FAILED else self.score(value), status  # type: ignore[arg-type]
         )

@@ -67,7 +67,7 @@ class OptunaStrategy:
             direction="maximize", sampler=OPTUNA_SAMPLERS[sampler](seed)
         )
         self.trials: dict[int, optuna.trial.Trial] = {}
-        self.reported: set[int] = set()
+        self.last_step: dict[int, int] = {}
 
     def ask(self) -> tuple[dict[str, Any], Hashable]:
         trial = self.study.ask()
@@ -77,17 +77,15 @@ class OptunaStrategy:
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
         trial = self.trials.get(handle)  # type: ignore[call-overload]
-        if trial is not None:
+        if trial is not None and step > self.last_step.get(trial.number, -1):
             trial.report(score, step)
-            self.reported.add(trial.number)
+            self.last_step[trial.number] = step
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         trial = self.trials.pop(handle, None)  # type: ignore[call-overload]
         if trial is None:
             return
-        if status is Status.PRUNED and score is not None and handle not in self.reported:
-            trial.report(score, 0)  # a pruned trial is ranked by its last intermediate value
-        self.reported.discard(trial.number)
+        self.last_step.pop(trial.number, None)
         self.study.tell(
             trial, score if status is Status.COMPLETE else None, state=_STATES[status]
         )

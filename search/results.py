@@ -22,7 +22,6 @@ replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from search.adapter import Status, classify
+from search.adapter import Status, classify, finite_metric
 
 __all__ = [
     "ITERATIONS_FILE",
@@ -104,10 +103,12 @@ class ResultsWriter(Callback):
         self.iterations: dict[tuple[str, int], dict[str, Any]] = {}
         self._last_flush = 0.0
         self._dirty = False
-        self._load_existing()
 
-    def _load_existing(self) -> None:
-        """Start from the files a previous run of this experiment left (resume)."""
+    def setup(self, **info: Any) -> None:
+        """Called by Tune at the start of every ``fit``, a restored one included: start from
+        the files the experiment has so far, so a resume neither loses nor repeats rows."""
+        self.trials.clear()
+        self.iterations.clear()
         trials_path = self.directory / TRIALS_FILE
         iterations_path = self.directory / ITERATIONS_FILE
         if trials_path.is_file():
@@ -117,8 +118,10 @@ class ResultsWriter(Callback):
             for row in pd.read_parquet(iterations_path).to_dict("records"):
                 self.iterations[(row["trial_id"], int(row["iteration"]))] = row
 
-    def _better(self, a: float, b: float | None) -> bool:
-        return b is None or (a > b if self.mode == "max" else a < b)
+    def _better(self, a: float, b: Any) -> bool:
+        if b is None or pd.isna(b):
+            return True
+        return a > b if self.mode == "max" else a < b
 
     def _row(self, trial: Any) -> dict[str, Any]:
         row = self.trials.get(trial.trial_id)
@@ -145,11 +148,11 @@ class ResultsWriter(Callback):
             if key not in _SKIP_KEYS and not isinstance(value, dict):
                 it[key] = _scalar(value)
         self.iterations[(trial.trial_id, step)] = it
-        value = result.get(self.metric)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            row[f"last_{self.metric}"] = float(value)
-            if self._better(float(value), row[f"best_{self.metric}"]):
-                row[f"best_{self.metric}"] = float(value)
+        value = finite_metric(result, self.metric)
+        if value is not None:
+            row[f"last_{self.metric}"] = value
+            if self._better(value, row[f"best_{self.metric}"]):
+                row[f"best_{self.metric}"] = value
         row["epochs"] = max(int(row["epochs"] or 0), step)
         row["wall_s"] = _scalar(result.get("time_total_s")) or row["wall_s"]
         for key, v in it.items():
@@ -166,6 +169,8 @@ class ResultsWriter(Callback):
         row["status"] = status.value
         if error:
             row["error"] = _error_text(trial)
+        elif status is Status.FAILED and not trial.last_result:
+            row["error"] = "the trial ended before reporting any result"
         elif status is Status.FAILED:
             row["error"] = f"metric {self.metric!r} was missing or not finite"
         checkpoint = getattr(trial, "checkpoint", None)
@@ -180,6 +185,11 @@ class ResultsWriter(Callback):
         self._finish(trial, error=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Trials stopped by the time budget or an interrupt get no on_trial_complete from Tune.
+        for trial in trials:
+            row = self.trials.get(trial.trial_id)
+            if row is not None and row["status"] == "running":
+                self._finish(trial, error=trial.status == "ERROR")
         self.flush()
 
     def flush(self) -> None:

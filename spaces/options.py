@@ -8,6 +8,7 @@ the dataclass's own ``__post_init__`` checks ranges.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
@@ -111,6 +112,8 @@ def check_range(name: str, value: float | None, *, low: float | None = None,
     """Raise ``ValueError`` unless ``low <= value <= high`` (``low < value`` when ``low_open``)."""
     if value is None:
         return
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` is {value!r}, but must be a finite number.")
     if low is not None and (value <= low if low_open else value < low):
         raise ValueError(f"`{name}` is {value!r}, but must be {'>' if low_open else '>='} {low}.")
     if high is not None and value > high:

@@ -87,7 +87,13 @@ class Categorical:
     condition: Condition | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.choices, (list, tuple)):
+            raise TypeError(f"`{self.name}.choices` is {self.choices!r}, but must be a list.")
         object.__setattr__(self, "choices", tuple(self.choices))
+        bad = [c for c in self.choices if not isinstance(c, (str, int, float, bool))]
+        if bad:
+            raise TypeError(f"`{self.name}.choices` holds {bad[0]!r}, but choices must be "
+                            "strings, numbers or booleans.")
         if not self.choices:
             raise ValueError(f"`{self.name}.choices` is empty, but must list at least one value.")
         if len(set(map(repr, self.choices))) != len(self.choices):
@@ -343,6 +349,7 @@ class Space:
                         f"parameter takes only {', '.join(allowed)}.{closest(bad[0], allowed)}"
                     )
                 params[index] = replace(old, **change)
+                self._check_narrowing(old, params[index])
             else:
                 if not old.contains(change):
                     raise ValueError(
@@ -350,6 +357,24 @@ class Space:
                     )
                 params[index] = Categorical(name, (change,), condition=old.condition)
         return Space(self.name, tuple(params))
+
+
+    def _check_narrowing(self, old: Param, new: Param) -> None:
+        """Overrides may not add categorical values, nor widen a parameter that decides which
+        others exist: the trainable knows only the original values (say, up to 4 conv layers)."""
+        if isinstance(old, Categorical):
+            extra = [c for c in new.choices if not old.contains(c)]  # type: ignore[union-attr]
+            if extra:
+                raise ValueError(
+                    f"`{old.name}.choices` may only narrow {list(old.choices)}, but adds "
+                    f"{extra[0]!r}."
+                )
+        elif any(p.condition is not None and p.condition.param == old.name for p in self.params):
+            if new.low < old.low or new.high > old.high:  # type: ignore[union-attr]
+                raise ValueError(
+                    f"`{old.name}` decides which parameters exist, so it may only narrow "
+                    f"[{old.low}, {old.high}], not become [{new.low}, {new.high}]."  # type: ignore[union-attr]
+                )
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ def _trial(tid: str, config: dict, error_file: str | None = None):
 
 
 def _writer(directory: Path) -> ResultsWriter:
-    return ResultsWriter(directory, metric="val_acc", mode="max", max_epochs=3,
-                         searcher="optuna", param_names=PARAMS)
+    writer = ResultsWriter(directory, metric="val_acc", mode="max", max_epochs=3,
+                           searcher="optuna", param_names=PARAMS)
+    writer.setup()  # Tune calls it at the start of every fit, restored ones included
+    return writer
 
 
 def _report(writer: ResultsWriter, trial, epoch: int, value: float) -> None:
@@ -86,6 +88,16 @@ def test_resumed_writer_never_duplicates(tmp_path):
     assert not trials["trial_id"].duplicated().any()
     assert not iterations.duplicated(["trial_id", "iteration"]).any()
     assert len(iterations) == 6
+
+
+def test_trials_cut_by_the_time_budget_are_finished_at_the_end(tmp_path):
+    writer = _writer(tmp_path)
+    a = _trial("a", {"depth": 1, "lr": 0.1})
+    _report(writer, a, 1, 0.5)
+    a.status = "TERMINATED"  # Tune stops it without on_trial_complete
+    writer.on_experiment_end([a])
+    trials, _ = load_results(tmp_path)
+    assert list(trials["status"]) == ["pruned"]
 
 
 def test_writes_are_atomic(tmp_path, monkeypatch):

@@ -121,8 +121,9 @@ def test_optuna_tells_pruned_failed_and_complete():
     searcher = _make("optuna")
     for tid in "abc":
         searcher.suggest(tid)
-    searcher.on_trial_result("a", _result(0.2, 1))
-    searcher.on_trial_complete("a", _result(0.2, 1))   # stopped by ASHA after one epoch
+    searcher.on_trial_result("a", _result(0.1, 1))
+    # ASHA stops it at epoch 2; Tune does not pass that result to on_trial_result
+    searcher.on_trial_complete("a", _result(0.2, 2))
     searcher.on_trial_complete("b", _result(float("nan")))
     searcher.on_trial_result("c", _result(0.3, 1))
     searcher.on_trial_complete("c", _result(0.6))
@@ -130,7 +131,18 @@ def test_optuna_tells_pruned_failed_and_complete():
     assert states == [(optuna.trial.TrialState.PRUNED, 0.2),
                       (optuna.trial.TrialState.FAIL, None),
                       (optuna.trial.TrialState.COMPLETE, 0.6)]
-    assert searcher.strategy.study.trials[0].intermediate_values == {1: 0.2}
+    assert searcher.strategy.study.trials[0].intermediate_values == {1: 0.1, 2: 0.2}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_invalid_proposal_is_skipped_not_fatal(name, monkeypatch):
+    searcher = _make(name)
+    real = searcher.strategy.ask
+    monkeypatch.setattr(searcher.strategy, "ask", lambda: ({"bogus": 1}, "h"))
+    monkeypatch.setattr(searcher.strategy, "tell", lambda *a: None)
+    assert searcher.suggest("a") is None and not searcher.live
+    monkeypatch.setattr(searcher.strategy, "ask", real)
+    assert isinstance(searcher.suggest("b"), dict)
 
 
 def test_min_mode_is_negated_for_the_core():

@@ -202,7 +202,7 @@ def train_cnn(config: dict[str, Any], settings: dict[str, Any] | CnnSettings | N
         settings = parse_options(CnnSettings, settings or {}, "train")
     device = setup_device()
     run = CnnRun(config, settings, device)
-    state = load_state(device)
+    state = load_state()
     if state is not None:
         run.load(state)
     while run.epoch < settings.epochs:
@@ -230,7 +230,7 @@ def evaluate_cnn(config: dict[str, Any], settings: dict[str, Any] | CnnSettings,
         settings = parse_options(CnnSettings, settings, "train")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     run = CnnRun(config, settings, device)
-    run.load(read_state(Path(checkpoint_dir), device))
+    run.load(read_state(Path(checkpoint_dir)))
     x_test, y_test = load_test(settings.data, run.splits, str(device))
     acc, loss = run.evaluate(x_test.contiguous(memory_format=run.memory_format), y_test)
     val_acc, _ = run.evaluate(run.x_val, run.splits.y_val)

@@ -112,7 +112,10 @@ class DataSettings:
         check_range("train_size", self.train_size, low=1)
         check_range("test_size", self.test_size, low=1)
         if isinstance(self.val_size, float):
-            check_range("val_size", self.val_size, low=0, high=1, low_open=True)
+            check_range("val_size", self.val_size, low=0, low_open=True)
+            if self.val_size >= 1:
+                raise ValueError(f"`val_size` is {self.val_size}, but as a fraction must be < 1 "
+                                 "(or give a count of images).")
         else:
             check_range("val_size", self.val_size, low=1)
 

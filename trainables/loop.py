@@ -44,7 +44,8 @@ def bf16_native(device: torch.device) -> bool:
     """Whether bf16 autocast is fast on ``device``: CUDA GPUs with bf16, CPUs with AVX512-BF16
     or AMX (elsewhere bf16 on a CPU is emulated and slower than fp32)."""
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(
+            including_emulation=False)
     if device.type == "cpu":
         try:
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -64,22 +65,27 @@ def batches(n: int, batch_size: int, *, device: torch.device,
         yield order[start:start + batch_size]
 
 
-def load_state(map_location: torch.device) -> dict[str, Any] | None:
-    """The state saved by the last :func:`report_epoch` of this trial, or ``None``."""
+def load_state() -> dict[str, Any] | None:
+    """The state saved by the last :func:`report_epoch` of this trial, or ``None``.
+
+    Loaded on the CPU: ``load_state_dict`` copies weights and optimiser state onto the
+    parameters' device, and RNG states must stay CPU byte tensors.
+    """
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as folder:
-        return read_state(Path(folder), map_location)
+        return read_state(Path(folder))
 
 
-def read_state(folder: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint folder written by :func:`report_epoch`; clear error when corrupt."""
+def read_state(folder: Path) -> dict[str, Any]:
+    """Read a checkpoint folder written by :func:`report_epoch` onto the CPU; clear error when
+    it is missing or corrupt."""
     path = Path(folder) / STATE_FILE
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError) as e:
         raise RuntimeError(f"checkpoint {path} cannot be read ({e}); it is missing or corrupt.")
 
