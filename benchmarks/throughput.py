@@ -6,7 +6,7 @@ since CIFAR-100 is not obtainable offline; pixel values do not change the arithm
 The seed's loop: ``torchvision.datasets.CIFAR100(transform=ToTensor())`` in a default
 ``DataLoader`` (PIL image per item, no workers), ``.to(device)`` per batch, ``zero_grad``,
 forward, loss, backward, step; then the validation pass the same way. Ours: ``CnnRun`` from
-``trainables.cnn`` (the trainable's own code): the split on the device as one tensor, index
+``trainables.classifier`` (the trainable's own code): the split on the device as one tensor, index
 batches, channels-last, large-batch ``inference_mode`` validation, bf16 autocast on GPU.
 
 Each variant runs one warm-up epoch, then ``--repeats`` timed epochs (train + validation); the
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainables.cnn import CnnRun, CnnSettings, build_net
+from trainables.cnn import CnnSettings, build_net, cnn_run
 from trainables.data import DataSettings
 
 logging.getLogger("trainables.data").setLevel(logging.ERROR)  # random pixels: no MD5 match
@@ -99,8 +99,8 @@ def seed_epoch_fn(root: Path, batch: int, device: torch.device, n_train: int, n_
 def ours_epoch_fn(root: Path, batch: int, device: torch.device, n_train: int, n_val: int,
                   **settings):
     data = DataSettings(name="cifar100", root=str(root), train_size=n_train, val_size=n_val)
-    run = CnnRun(CONFIG, CnnSettings(data=data, batch_size=batch, epochs=100, **settings),
-                 device)
+    run = cnn_run(CONFIG, CnnSettings(data=data, batch_size=batch, epochs=100, **settings),
+                  device)
 
     def epoch() -> None:
         run.train_epoch()

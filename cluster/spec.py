@@ -178,6 +178,10 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
                         "overrides.")
     if not isinstance(overrides, Mapping):
         raise SpecError(f"`space.overrides` is {overrides!r}, but must be a mapping.")
+    allowed_spaces = (info.space, *info.also_spaces)
+    if space_name in SPACES and space_name not in allowed_spaces:
+        raise SpecError(f"`space` is {space_name!r}, but trainable {trainable!r} takes configs of "
+                        f"{', '.join(allowed_spaces)}.")
     space = get_space(_choose(space_name, SPACES, "space"))
     try:
         space = space.with_overrides(overrides)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from spaces.cnn import cifar_cnn_space
+from spaces.cells import CellSpace, nb201_space
+from spaces.cnn import cifar_cnn_res_space, cifar_cnn_space
 from spaces.space import Categorical, Condition, Float, Integer, Param, Space, closest
 
 __all__ = [
     "SPACES",
     "Categorical",
+    "CellSpace",
     "Condition",
     "Float",
     "Integer",
@@ -21,6 +23,8 @@ __all__ = [
 
 _FACTORIES: dict[str, Callable[[], Space]] = {
     "cifar_cnn": cifar_cnn_space,
+    "cifar_cnn_res": cifar_cnn_res_space,
+    "nb201": nb201_space,
 }
 
 SPACES: dict[str, Space] = {name: make() for name, make in _FACTORIES.items()}

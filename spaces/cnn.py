@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from spaces.space import Categorical, Condition, Float, Integer, Param, Space
 
-__all__ = ["MAX_CONV_LAYERS", "MAX_FC_LAYERS", "cifar_cnn_space"]
+__all__ = ["INPUT_SIZES", "MAX_CONV_LAYERS", "MAX_FC_LAYERS", "cifar_cnn_res_space",
+           "cifar_cnn_space"]
 
 MAX_CONV_LAYERS = 4
 MAX_FC_LAYERS = 3
+INPUT_SIZES = (16, 24, 32)  # input resolutions the resolution-searching space chooses from
 
 
 def cifar_cnn_space() -> Space:
@@ -37,3 +39,10 @@ def cifar_cnn_space() -> Space:
         Float("lr", 1e-3, 1e-2, log=True),
     ]
     return Space("cifar_cnn", tuple(params))
+
+
+def cifar_cnn_res_space() -> Space:
+    """The seed's space plus the input resolution (images resized on the device), a decision
+    the seed names for RL and evolution."""
+    base = cifar_cnn_space()
+    return Space("cifar_cnn_res", (Categorical("input_size", INPUT_SIZES), *base.params))

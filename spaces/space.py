@@ -23,7 +23,7 @@ import difflib
 import math
 import operator
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Hashable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -35,6 +35,7 @@ __all__ = [
     "Param",
     "Space",
     "closest",
+    "token_of",
 ]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -179,6 +180,7 @@ class Float:
     high: float
     log: bool = False
     condition: Condition | None = None
+    grid_points: int = 10  # token grid for the RL/Q-learning controllers (log-spaced if log)
 
     def __post_init__(self) -> None:
         for attr in ("low", "high"):
@@ -194,6 +196,10 @@ class Float:
                 f"`{self.name}.low` is {self.low}, but must be > 0 on a log scale "
                 "(use a positive low, or log: false)."
             )
+        if isinstance(self.grid_points, bool) or not isinstance(self.grid_points, int) or (
+                self.grid_points < 2):
+            raise ValueError(f"`{self.name}.grid_points` is {self.grid_points!r}, but must be an "
+                             "integer >= 2.")
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.log:
@@ -205,8 +211,13 @@ class Float:
             return False
         return self.low <= value <= self.high
 
-    def grid(self) -> None:
-        return None
+    def grid(self) -> tuple[float, ...]:
+        """``grid_points`` values from low to high (geometric when ``log``)."""
+        if self.log:
+            values = np.geomspace(self.low, self.high, self.grid_points)
+        else:
+            values = np.linspace(self.low, self.high, self.grid_points)
+        return tuple(float(v) for v in values)
 
     def describe(self) -> str:
         return f"a float in [{self.low}, {self.high}]" + (" (log scale)" if self.log else "")
@@ -219,10 +230,22 @@ class Float:
 
 
 Param = Union[Categorical, Integer, Float]
+
+
+def token_of(param: Param, value: Any) -> int:
+    """The index of ``value`` on ``param``'s grid (the nearest grid point for floats)."""
+    grid = param.grid()
+    if isinstance(param, Float):
+        scale = np.log if param.log else (lambda v: v)
+        return int(np.argmin([abs(scale(g) - scale(value)) for g in grid]))
+    for i, choice in enumerate(grid):
+        if choice == value and isinstance(choice, bool) == isinstance(value, bool):
+            return i
+    raise ValueError(f"`{param.name}` is {value!r}, but must be {param.describe()}.")
 _OVERRIDABLE: dict[type, tuple[str, ...]] = {
     Categorical: ("choices",),
     Integer: ("low", "high", "step"),
-    Float: ("low", "high", "log"),
+    Float: ("low", "high", "log", "grid_points"),
 }
 
 
@@ -303,9 +326,54 @@ class Space:
                 f"config sets unknown parameter {unknown[0]!r}.{closest(unknown[0], self.names)}"
             )
 
-    def canonical(self, config: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    def canonical(self, config: Mapping[str, Any]) -> Hashable:
         """A hashable form: the active parameters' values in space order."""
         return tuple((p.name, config[p.name]) for p in self.active_params(config))
+
+    def complete(self, partial: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """``partial`` made valid: inactive parameters dropped, missing active ones sampled."""
+        return self.build(lambda p, _: partial[p.name] if p.name in partial else p.sample(rng))
+
+    def tokens(self, config: Mapping[str, Any]) -> tuple[int, ...]:
+        """One grid index per active decision, in order (variable length with depth)."""
+        return tuple(token_of(p, config[p.name]) for p in self.active_params(config))
+
+    def from_tokens(self, tokens: Sequence[int]) -> dict[str, Any]:
+        """The config a token sequence spells; ``ValueError`` if it is too short or long."""
+        it = iter(tokens)
+
+        def choose(p: Param, _: dict[str, Any]) -> Any:
+            try:
+                token = next(it)
+            except StopIteration:
+                raise ValueError(f"token sequence {list(tokens)} ends before {p.name!r}.") from None
+            grid = p.grid()
+            if not 0 <= token < len(grid):
+                raise ValueError(f"token {token} for {p.name!r} is outside 0..{len(grid) - 1}.")
+            return grid[token]
+
+        config = self.build(choose)
+        if next(it, None) is not None:
+            raise ValueError(f"token sequence {list(tokens)} is longer than the config it spells.")
+        return config
+
+    def mutate(self, config: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """Change one active decision to another value (AmoebaNet's op mutation), then re-fill
+        parameters that became active (sampled) or inactive (dropped)."""
+        mutable = [p for p in self.active_params(config) if len(p.grid()) > 1]
+        if not mutable:
+            return dict(config)
+        p = mutable[int(rng.integers(len(mutable)))]
+        new = dict(config)
+        if isinstance(p, Float):
+            value = config[p.name]
+            while value == config[p.name]:
+                value = p.sample(rng)
+            new[p.name] = value
+        else:
+            others = [v for v in p.grid() if not (v == config[p.name])]
+            new[p.name] = others[int(rng.integers(len(others)))]
+        return self.complete(new, rng)
 
     def define_by_run(self, trial: Any) -> dict[str, Any]:
         """Optuna define-by-run: suggest only the active parameters; returns the config."""
@@ -356,7 +424,7 @@ class Space:
                         f"override fixes {name!r} to {change!r}, but it must be {old.describe()}."
                     )
                 params[index] = Categorical(name, (change,), condition=old.condition)
-        return Space(self.name, tuple(params))
+        return replace(self, params=tuple(params))
 
 
     def _check_narrowing(self, old: Param, new: Param) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spaces import get_space
-from trainables.cnn import CnnRun, CnnSettings, build_net
+from trainables.cnn import CnnSettings, build_net, cnn_run
 from trainables.data import DataSettings
 
 from conftest import write_idx
@@ -28,13 +28,13 @@ def test_net_shapes_follow_the_seed(convs, fcs, channels, size):
     assert net(torch.zeros(5, channels, size, size)).shape == (5, 100)
 
 
-def _run(tmp_path, **settings) -> CnnRun:
+def _run(tmp_path, **settings):
     root = write_idx(tmp_path / "fm", n_train=600, n_test=100)
     cfg = {"num_conv_layers": 2, "num_fc_layers": 2, "num_filter_0": 40, "num_filter_1": 40,
            "num_neurons_0": 32, "optimizer": "Adam", "lr": 0.003}
     s = CnnSettings(data=DataSettings(name="fashion_mnist", root=str(root), val_size=100),
                     epochs=3, batch_size=32, **settings)
-    return CnnRun(cfg, s, torch.device("cpu"))
+    return cnn_run(cfg, s, torch.device("cpu"))
 
 
 def test_training_learns_the_planted_classes(tmp_path):

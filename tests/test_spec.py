@@ -28,10 +28,10 @@ def test_valid_spec_resolves_defaults(base):
 
 
 BAD = [
-    ({"trainable": "cifar_cn"}, "`trainable` is 'cifar_cn', but must be one of cifar_cnn. "
-                                "Did you mean 'cifar_cnn'?"),
-    ({"searcher": "optunaa"}, "`searcher` is 'optunaa', but must be one of optuna, random. "
-                              "Did you mean 'optuna'?"),
+    ({"trainable": "cifar_cn"}, "`trainable` is 'cifar_cn', but must be one of cell_cnn, cifar_cnn, "
+                                "nb201. Did you mean 'cifar_cnn'?"),
+    ({"searcher": "optunaa"}, "`searcher` is 'optunaa', but must be one of evolution, optuna, "
+                              "qlearning, random, rl. Did you mean 'optuna'?"),
     ({"scheduler": {"name": "ashaa"}}, "`scheduler` is 'ashaa', but must be one of asha, fifo, "
                                        "median. Did you mean 'asha'?"),
     ({"samples": -3}, "`samples` is -3, but must be >= 1."),
@@ -45,8 +45,8 @@ BAD = [
     ({"train": {"epochs": 0}}, "`train.epochs` is 0, but must be >= 1."),
     ({"train": {"epoch": 3}}, "`train.epoch` is not an option. Did you mean 'epochs'?"),
     ({"train": {"batch_size": "big"}}, "`train.batch_size` is 'big', but must be an integer."),
-    ({"train": {"lr_schedule": "cosine"}}, "`train.lr_schedule` is 'cosine', but must be one of "
-                                           "'constant', 'warmup_cosine'."),
+    ({"train": {"lr_schedule": "cosin"}}, "`train.lr_schedule` is 'cosin', but must be one of "
+                                          "'constant', 'warmup_cosine', 'cosine'. Did you mean"),
     ({"data": {"name": "cifar1000"}}, "`data.name` is 'cifar1000', but must be one of 'mnist', "
                                       "'fashion_mnist', 'cifar10', 'cifar100'."),
     ({"data": {"name": "cifar100", "root": "/nonexistent/data"}},
@@ -63,7 +63,10 @@ BAD = [
      "`space.overrides`: `optimizer.choices` is empty"),
     ({"space": {"name": "cifar_cnn", "overrides": {"num_filters_0": {"low": 48}}}},
      "Did you mean 'num_filter_0'"),
-    ({"space": "cnn_cifar"}, "`space` is 'cnn_cifar', but must be one of cifar_cnn."),
+    ({"space": "cnn_cifar"}, "`space` is 'cnn_cifar', but must be one of cifar_cnn, "
+                             "cifar_cnn_res, nb201."),
+    ({"space": "nb201"}, "`space` is 'nb201', but trainable 'cifar_cnn' takes configs of "
+                         "cifar_cnn, cifar_cnn_res."),
     ({"searcher": {"name": "optuna", "sampler": "tpee"}},
      "`searcher.sampler` is 'tpee', but must be one of 'tpe',"),
     ({"searcher": {"name": "optuna", "samplr": "tpe"}},

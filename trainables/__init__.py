@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from trainables import metrics
+from trainables.cells import CellCnnSettings, evaluate_cell_cnn, train_cell_cnn
 from trainables.cnn import CnnSettings, evaluate_cnn, train_cnn
+from trainables.nb201 import Nb201Settings, train_nb201
 
 __all__ = ["TRAINABLES", "TRAINABLE_INFO", "TrainableInfo", "metrics"]
 
@@ -21,11 +23,15 @@ class TrainableInfo:
     metric: str
     mode: str
     evaluate: Callable[[dict[str, Any], Any, str], dict[str, float]] | None = None
+    also_spaces: tuple[str, ...] = ()  # other spaces whose configs it accepts
 
 
 TRAINABLE_INFO: dict[str, TrainableInfo] = {
     "cifar_cnn": TrainableInfo(train_cnn, CnnSettings, "cifar_cnn", metrics.VAL_ACC, "max",
-                               evaluate_cnn),
+                               evaluate_cnn, also_spaces=("cifar_cnn_res",)),
+    "cell_cnn": TrainableInfo(train_cell_cnn, CellCnnSettings, "nb201", metrics.VAL_ACC, "max",
+                              evaluate_cell_cnn),
+    "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max"),
 }
 
 TRAINABLES: dict[str, Callable[..., None]] = {n: i.fn for n, i in TRAINABLE_INFO.items()}

@@ -1,0 +1,115 @@
+"""Architecture search on NAS-Bench-201 CIFAR-100: every searcher, many seeds, 1 and 8 workers.
+
+Each searcher (the registered ``Searcher`` objects, default options) runs in the simulator
+(``search/simulator.py``) against the NAS-Bench-201 CIFAR-100 table: each evaluation is told one
+training seed's validation accuracy (drawn at random) and takes that cell's table training time
+of simulated wall-clock, with ``W`` simulated workers. After 50, 100, 200 and 500 evaluations the
+table gives the *true* (seed-averaged) validation accuracy of the best architecture found so far
+(the best by what the searcher was told), mean and standard deviation over the seeds. The best
+possible is 73.49.
+
+It also measures the wall time per evaluation through the simulator and through a real
+``hpnas run`` with the ``nb201`` trainable on a local Ray (``--real``).
+
+    .venv/bin/python benchmarks/nas_nb201.py                        # 50 seeds, 2 processes
+    .venv/bin/python benchmarks/nas_nb201.py --seeds 10 --searchers random evolution
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+CHECKPOINTS = (50, 100, 200, 500)
+SEARCHERS = ("random", "optuna", "evolution", "rl", "qlearning")
+
+
+def run_one(args: tuple[str, int, int, int]) -> tuple[str, int, int, np.ndarray, float]:
+    """One search: (searcher, workers, seed, max_evals) -> incumbent curve and seconds."""
+    import torch
+
+    from search import make_searcher
+    from search.simulator import incumbent_curve, nb201_objective, simulate
+    from spaces import get_space
+    from spaces.tables import load_nb201
+
+    torch.set_num_threads(1)
+    name, workers, seed, evals = args
+    searcher = make_searcher(name, space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=seed, max_epochs=1)
+    start = time.perf_counter()
+    history = simulate(searcher, nb201_objective(load_nb201("cifar100")), workers=workers,
+                       max_evals=evals, seed=seed)
+    seconds = time.perf_counter() - start
+    return name, workers, seed, incumbent_curve(history), seconds
+
+
+def real_run(trials: int) -> tuple[float, int]:
+    """Seconds per trial of ``hpnas run`` with the nb201 trainable (evolution, concurrency 2)."""
+    from cluster.runner import build_tuner, connect
+    from cluster.spec import spec_from_mapping
+
+    with tempfile.TemporaryDirectory() as storage:
+        spec = spec_from_mapping({
+            "name": "nb201", "trainable": "nb201", "searcher": "evolution",
+            "scheduler": "fifo", "samples": trials, "max_concurrent_trials": 2,
+            "storage": storage})
+        with connect(None, dashboard=False, num_cpus=2):
+            tuner = build_tuner(spec, quiet=True)
+            start = time.perf_counter()
+            results = tuner.fit()
+            return time.perf_counter() - start, len(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--evals", type=int, default=500)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS))
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--real", type=int, default=100,
+                        help="trials of the real hpnas run (0 to skip)")
+    args = parser.parse_args()
+
+    from spaces.tables import load_nb201
+
+    best = load_nb201("cifar100").best()[1]
+    jobs = [(s, w, seed, args.evals) for s in args.searchers for w in args.workers
+            for seed in range(args.seeds)]
+    curves: dict[tuple[str, int], list[np.ndarray]] = {}
+    seconds: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.processes) as pool:
+        for name, workers, _, curve, secs in pool.map(run_one, jobs, chunksize=4):
+            curves.setdefault((name, workers), []).append(curve)
+            seconds.setdefault(name, []).append(secs / len(curve))
+    total = time.perf_counter() - start
+    marks = [c for c in CHECKPOINTS if c <= args.evals]
+    print(f"# NAS-Bench-201 CIFAR-100 validation accuracy (%) of the best-observed architecture, "
+          f"true (seed-averaged) value, mean +- std over {args.seeds} seeds; best possible "
+          f"{best:.2f}. Each evaluation sees one random training seed. Simulator, "
+          f"{len(jobs)} searches in {total:.0f} s on {args.processes} processes.")
+    header = " | ".join(f"{m} evals" for m in marks)
+    print(f"\n| searcher | workers | {header} |\n|---|---:|" + "---:|" * len(marks))
+    for (name, workers), cs in curves.items():
+        data = np.stack(cs)
+        cells = " | ".join(f"{data[:, m - 1].mean():.2f} +- {data[:, m - 1].std():.2f}"
+                           for m in marks)
+        print(f"| {name} | {workers} | {cells} |")
+    print("\n| searcher | simulator ms per evaluation (suggest + complete + lookup) |\n|---|---:|")
+    for name, s in seconds.items():
+        print(f"| {name} | {1000 * np.mean(s):.2f} |")
+    if args.real:
+        secs, n = real_run(args.real)
+        print(f"\nReal `hpnas run` (nb201 trainable, evolution, fifo, 2 concurrent, local Ray): "
+              f"{n} trials in {secs:.1f} s = {secs / n:.3f} s per evaluation")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Aging (regularized) evolution, Real et al. 2019 ("Regularized Evolution for Image Classifier
+Architecture Search", the AmoebaNet search).
+
+The population holds the last ``population_size`` finished models, oldest first. The first
+``population_size`` proposals are random; after that each proposal samples ``sample_size``
+members at random, takes the best of the sample as parent and proposes a one-step mutation of it
+(``space.mutate``: an op or a hidden-state mutation on cell spaces). When a model finishes it
+joins the population and the *oldest* member leaves, whatever its score: aging, not killing the
+worst, is what regularizes the search against lucky noisy evaluations.
+
+Asynchronous by construction: proposals are made while earlier children are still training
+(their parents are whatever the population holds now), as on a cluster of workers. Failed trials
+never join the population. With ``dedup``, a child already proposed is re-mutated (up to
+``max_dedup_tries``, then a fresh random model), so no budget goes to repeats.
+
+Example:
+    >>> core = AgingEvolution(get_space("nb201"), population_size=20, sample_size=5, seed=0)
+    >>> config, handle = core.ask()
+    >>> core.tell(handle, 71.3, Status.COMPLETE)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Hashable
+
+import numpy as np
+
+from search.adapter import Status
+from spaces import Space
+
+__all__ = ["AgingEvolution"]
+
+
+class AgingEvolution:
+    """Aging evolution over a space (see the module docstring)."""
+
+    def __init__(self, space: Space, *, population_size: int = 20, sample_size: int = 5,
+                 dedup: bool = True, max_dedup_tries: int = 50, seed: int | None = None) -> None:
+        if population_size < 2:
+            raise ValueError(f"`population_size` is {population_size}, but must be >= 2.")
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(f"`sample_size` is {sample_size}, but must be in "
+                             f"[1, population_size={population_size}].")
+        self.space = space
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.dedup = dedup
+        self.max_dedup_tries = max_dedup_tries
+        self.rng = np.random.default_rng(seed)
+        self.population: deque[tuple[dict[str, Any], float]] = deque()
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.seen: set[Hashable] = set()
+        self.asked = 0
+
+    def _fresh(self, make: Any) -> dict[str, Any]:
+        """``make()`` until it gives an unseen config (when deduplicating)."""
+        config = make()
+        if self.dedup:
+            for _ in range(self.max_dedup_tries):
+                if self.space.canonical(config) not in self.seen:
+                    break
+                config = make()
+            else:
+                random_tries = 0
+                while self.space.canonical(config) in self.seen and random_tries < 1000:
+                    config = self.space.sample(self.rng)
+                    random_tries += 1
+        return config
+
+    def parent(self) -> dict[str, Any]:
+        """Tournament selection: the best of ``sample_size`` random population members."""
+        k = min(self.sample_size, len(self.population))
+        picks = self.rng.choice(len(self.population), size=k, replace=False)
+        best = max(picks, key=lambda i: self.population[int(i)][1])
+        return self.population[int(best)][0]
+
+    def ask(self) -> tuple[dict[str, Any], Hashable]:
+        if self.asked < self.population_size or not self.population:
+            config = self._fresh(lambda: self.space.sample(self.rng))
+        else:
+            parent = self.parent()
+            config = self._fresh(lambda: self.space.mutate(parent, self.rng))
+        self.asked += 1
+        self.seen.add(self.space.canonical(config))
+        self.pending[self.asked] = config
+        return config, self.asked
+
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        """Evolution acts on final scores only."""
+
+    def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
+        config = self.pending.pop(handle, None)  # type: ignore[call-overload]
+        if config is None or status is Status.FAILED or score is None:
+            return
+        self.population.append((config, score))
+        while len(self.population) > self.population_size:
+            self.population.popleft()  # the oldest dies, not the worst
