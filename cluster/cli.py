@@ -41,7 +41,8 @@ def _print_leaderboard(directory: Path, top: int) -> None:
           f"top {min(top, len(board))} by {metric} ({mode}):")
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
-        print(board.to_string(index=False) if not board.empty else "(no finished trials)")
+        print(board.to_string(index=False, na_rep="-") if not board.empty
+              else "(no finished trials)")
     print(f"\nParquet: {directory / 'trials.parquet'}, {directory / 'iterations.parquet'}")
 
 

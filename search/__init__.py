@@ -45,7 +45,7 @@ class EvolutionOptions:
     """Aging evolution (Real et al. 2019)."""
 
     population_size: int = 20  # models kept; the first this many proposals are random
-    sample_size: int = 5  # tournament size: the best of this many members is the parent
+    sample_size: int = 10  # tournament size: the best of this many members is the parent
     dedup: bool = True  # never propose a config twice (re-mutate instead)
 
     def __post_init__(self) -> None:

@@ -35,7 +35,7 @@ __all__ = ["AgingEvolution"]
 class AgingEvolution:
     """Aging evolution over a space (see the module docstring)."""
 
-    def __init__(self, space: Space, *, population_size: int = 20, sample_size: int = 5,
+    def __init__(self, space: Space, *, population_size: int = 20, sample_size: int = 10,
                  dedup: bool = True, max_dedup_tries: int = 50, seed: int | None = None) -> None:
         if population_size < 2:
             raise ValueError(f"`population_size` is {population_size}, but must be >= 2.")

@@ -83,9 +83,9 @@ def simulate(searcher: Searcher, objective: Objective, *, workers: int, max_eval
         searcher.on_trial_complete(trial_id, result)
         history.append(Evaluation(len(history), now, observed, true, config))
         launch(now)
-        if not running and not finished and launched < max_evals:
-            raise RuntimeError("the searcher proposed nothing while no trial was running; "
-                               "it would wait forever.")
+    if not finished and launched < max_evals:
+        raise RuntimeError("the searcher proposed nothing while no trial was running; "
+                           "it would wait forever.")
     return history
 
 

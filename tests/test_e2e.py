@@ -89,3 +89,19 @@ def test_failing_trials_do_not_take_the_experiment_down(tmp_path, local_ray):
     assert sgd["error"].str.contains("synthetic failure").all()
     nan = trials[trials["config/optimizer"] == "RMSprop"]
     assert nan["error"].str.contains("not finite").all()
+
+
+@pytest.mark.parametrize("searcher", ["random", "optuna", "evolution", "rl", "qlearning"])
+def test_nb201_search_through_ray(tmp_path, local_ray, searcher):
+    spec = spec_from_mapping({
+        "name": f"nb201-{searcher}", "trainable": "nb201", "searcher": searcher,
+        "scheduler": "asha", "samples": 8, "max_concurrent_trials": 2, "seed": 1,
+        "train": {"dataset": "cifar100"}, "storage": str(tmp_path)})
+    directory = run_experiment(spec, quiet=True)
+    trials = pd.read_parquet(directory / "trials.parquet")
+    iterations = pd.read_parquet(directory / "iterations.parquet")
+    assert len(trials) == 8 and set(trials["status"]) == {"complete"}
+    assert trials["best_val_acc"].between(0, 100).all()
+    assert iterations["arch"].str.count(r"\+").eq(2).all()
+    edges = [c for c in trials.columns if c.startswith("config/edge_")]
+    assert len(edges) == 6

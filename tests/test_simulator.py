@@ -1,0 +1,77 @@
+"""The simulator drives real Searcher objects; searchers learn on NAS-Bench-201."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ray.tune.search import Searcher
+
+from search import SEARCHERS, make_searcher
+from search.simulator import incumbent_curve, nb201_objective, simulate
+from spaces import get_space
+from spaces.tables import load_nb201
+
+NAMES = [pytest.param(n, id=n) for n in sorted(SEARCHERS)]
+
+
+def _searcher(name: str, seed: int, **kw):
+    return make_searcher(name, space=get_space("nb201"), metric="val_acc", mode="max",
+                         seed=seed, max_epochs=1, **kw)
+
+
+def test_completions_arrive_in_simulated_time_order():
+    history = simulate(_searcher("random", 0), nb201_objective(load_nb201("cifar100")),
+                       workers=8, max_evals=200, seed=0)
+    finish = [e.finish_s for e in history]
+    assert len(history) == 200 and finish == sorted(finish)
+    # with 8 workers the last completion comes far earlier than the sum of training times
+    total = sum(load_nb201("cifar100").row(e.config)["train_time"][0] for e in history)
+    assert finish[-1] < total / 4
+
+
+def test_asynchrony_changes_what_the_searcher_sees():
+    table = nb201_objective(load_nb201("cifar100"))
+    one = simulate(_searcher("evolution", 0), table, workers=1, max_evals=60, seed=0)
+    eight = simulate(_searcher("evolution", 0), table, workers=8, max_evals=60, seed=0)
+    assert [e.config for e in one] != [e.config for e in eight]
+
+
+def test_finished_searcher_ends_the_simulation():
+    searcher = _searcher("random", 0, max_trials=7)
+    history = simulate(searcher, nb201_objective(load_nb201("cifar100")), workers=3,
+                       max_evals=100)
+    assert len(history) == 7 and searcher.suggest("x") == Searcher.FINISHED
+
+
+def test_a_searcher_that_waits_forever_is_reported():
+    class Idle(Searcher):
+        def suggest(self, trial_id):
+            return None
+
+    with pytest.raises(RuntimeError, match="wait forever"):
+        simulate(Idle(metric="val_acc", mode="max"), lambda c, r: (1.0, 1.0, 1.0), workers=2,
+                 max_evals=5)
+
+
+def test_incumbent_is_the_best_observed_not_the_best_true():
+    from search.simulator import Evaluation
+
+    history = [Evaluation(0, 1, 70.0, 60.0, {}), Evaluation(1, 2, 69.0, 72.0, {}),
+               Evaluation(2, 3, 71.0, 71.5, {})]
+    assert list(incumbent_curve(history)) == [60.0, 60.0, 71.5]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.values[0] != "random"])
+def test_searchers_beat_random_search(name):
+    """Mean over 6 seeds of the true accuracy of the incumbent after 200 evaluations."""
+    table = nb201_objective(load_nb201("cifar100"))
+
+    def mean_final(searcher_name: str) -> float:
+        finals = []
+        for seed in range(6):
+            history = simulate(_searcher(searcher_name, seed), table, workers=4,
+                               max_evals=200, seed=seed)
+            finals.append(incumbent_curve(history)[-1])
+        return float(np.mean(finals))
+
+    assert mean_final(name) > mean_final("random") + 0.5
