@@ -58,7 +58,7 @@ class RlOptions:
     """REINFORCE LSTM controller (Zoph & Le 2017)."""
 
     hidden: int = 64  # LSTM width
-    lr: float = 0.05  # Adam learning rate of the controller
+    lr: float = 0.01  # Adam learning rate of the controller
     baseline_decay: float = 0.9  # EMA decay of the reward baseline
     entropy_weight: float = 1e-3  # entropy bonus
     tanh_constant: float = 2.5  # logits squashed to c * tanh(logits / temperature)

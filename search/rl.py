@@ -69,7 +69,7 @@ class ReinforceController:
         seed: controller initialisation and sampling.
     """
 
-    def __init__(self, space: Space, *, hidden: int = 64, lr: float = 0.05,
+    def __init__(self, space: Space, *, hidden: int = 64, lr: float = 0.01,
                  baseline_decay: float = 0.9, entropy_weight: float = 1e-3,
                  tanh_constant: float = 2.5, temperature: float = 5.0,
                  seed: int | None = None) -> None:
