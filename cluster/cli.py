@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 the experiment ran but something failed at run time; 2 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -81,6 +82,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_darts(args: argparse.Namespace) -> int:
+    """DARTS driver: supernets in parallel (a grid over the `darts` space), then their cells."""
+    from cluster.spec import SpecError, load_spec, read_yaml, spec_from_mapping
+
+    defaults = {"trainable": "darts", "searcher": "grid", "scheduler": "fifo",
+                "space": {"name": "darts", "overrides": {"seed": {"high": 0}}}}
+    overrides = {"storage": args.storage, "name": args.name, "seed": args.seed,
+                 "max_concurrent_trials": args.max_concurrent_trials}
+    try:
+        data = read_yaml(args.file)
+        if not isinstance(data, dict):
+            raise SpecError(f"{args.file} must be a YAML mapping of settings.")
+        spec = spec_from_mapping({**defaults, **data,
+                                  **{k: v for k, v in overrides.items() if v is not None}})
+        if spec.trainable != "darts":
+            raise SpecError(f"`trainable` is {spec.trainable!r}, but `hpnas darts` runs 'darts'; "
+                            "use `hpnas run` for other trainables.")
+        if (spec.directory / "trials.parquet").exists():
+            raise SpecError(f"experiment directory {spec.directory} already holds results; pass "
+                            "another --name (or --storage), or remove that directory.")
+    except SpecError as e:
+        return _fail(str(e))
+    from cluster.runner import run_experiment
+    from search.results import load_results
+
+    print(f"hpnas darts: {spec.name}: supernets for every config of the `darts` space grid, "
+          f"{spec.max_concurrent_trials} at a time", flush=True)
+    directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
+                               progress_interval_s=args.progress_interval)
+    trials, iterations = load_results(directory)
+    last = iterations.sort_values("iteration").groupby("trial_id").tail(1).set_index("trial_id")
+    cols = [c for c in ("config/order", "config/remedy", "config/seed", "status", "epochs")
+            if c in trials.columns]
+    table = trials.set_index("trial_id")[cols].join(
+        last[[c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count")
+              if c in last.columns]])
+    table.columns = [c.removeprefix("config/") for c in table.columns]
+    print(f"\n{directory}: derived cells (NAS-Bench-201 accuracy is the table's seed-averaged "
+          "validation accuracy of the cell):")
+    print(table.to_string(float_format="{:.4g}".format))
+    if not args.train_cells:
+        return 0
+    cells = sorted(set(table["genotype"].dropna()))
+    cell_spec = spec_from_mapping({
+        "name": f"{spec.name}-cells", "trainable": "cell_cnn",
+        "searcher": {"name": "points", "points": cells}, "scheduler": "fifo",
+        "samples": len(cells), "max_concurrent_trials": spec.max_concurrent_trials,
+        "resources": dataclasses.asdict(spec.resources), "storage": spec.storage,
+        "data": dataclasses.asdict(spec.settings.data),
+        "train": {"epochs": args.train_cells, "channels": spec.settings.channels,
+                  "cells_per_stage": spec.settings.cells_per_stage}})
+    print(f"\nTraining the {len(cells)} derived cells for {args.train_cells} epochs "
+          f"(experiment {cell_spec.directory})", flush=True)
+    cell_dir = run_experiment(cell_spec, address=args.address, dashboard=not args.no_dashboard,
+                              progress_interval_s=args.progress_interval)
+    _print_leaderboard(cell_dir, len(cells))
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     try:
@@ -118,8 +178,6 @@ def _evaluate(directory: Path, trial_id: str | None) -> int:
     row = candidates.iloc[0]
     config = {k[len("config/"):]: _plain(v) for k, v in row.items()
               if k.startswith("config/") and _plain(v) is not None}
-    import dataclasses
-
     result = info.evaluate(config, dataclasses.asdict(spec.settings), row["checkpoint"])
     result = {"trial_id": row["trial_id"], **result, "config": config}
     (directory / "evaluation.json").write_text(json.dumps(result, indent=2))
@@ -172,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress-interval", type=float, default=15.0,
                      help="seconds between progress lines (default 15)")
     run.set_defaults(func=cmd_run)
+
+    darts = sub.add_parser(
+        "darts", help="run DARTS supernets in parallel and evaluate their derived cells",
+        description="Run one DARTS search per config of the `darts` space (order, remedy, "
+                    "seed; a grid by default) as Ray trials, print each derived cell with its "
+                    "NAS-Bench-201 accuracy, and optionally train the cells for real.",
+        epilog="example: hpnas darts examples/darts.yaml --train-cells 3")
+    darts.add_argument("file", help="experiment YAML file (trainable: darts is the default)")
+    darts.add_argument("--storage")
+    darts.add_argument("--name")
+    darts.add_argument("--seed", type=int)
+    darts.add_argument("--max-concurrent-trials", type=int, dest="max_concurrent_trials")
+    darts.add_argument("--address")
+    darts.add_argument("--no-dashboard", action="store_true")
+    darts.add_argument("--progress-interval", type=float, default=15.0)
+    darts.add_argument("--train-cells", type=int, default=0, metavar="EPOCHS",
+                       help="train each derived cell with the cell_cnn trainable this many "
+                            "epochs (0: table lookup only)")
+    darts.set_defaults(func=cmd_darts)
 
     results = sub.add_parser("results", help="print an experiment's leaderboard",
                              epilog="example: hpnas results results/fmnist-cnn --top 5")

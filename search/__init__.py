@@ -8,6 +8,7 @@ from typing import Any, Callable, Literal
 
 from search.adapter import SpaceSearcher, Status, Strategy
 from search.evolution import AgingEvolution
+from search.grid import GridSearch, PointsSearch
 from search.optuna_search import OPTUNA_SAMPLERS, OptunaStrategy
 from search.qlearning import QLearning
 from search.random_search import RandomSearch
@@ -96,6 +97,20 @@ class QLearningOptions:
 
 
 @dataclass(frozen=True)
+class GridOptions:
+    """Every grid point of the space (floats on their `grid_points` grid)."""
+
+    shuffle: bool = False
+
+
+@dataclass(frozen=True)
+class PointsOptions:
+    """A fixed list of configs (arch strings allowed on the nb201 space)."""
+
+    points: list = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SearcherEntry:
     """A registered searcher: its options record and the factory of its strategy core."""
 
@@ -116,6 +131,10 @@ SEARCHERS: dict[str, SearcherEntry] = {
         RlOptions,
         lambda space, o, seed: ReinforceController(space, seed=seed, **dataclasses.asdict(o)),
     ),
+    "grid": SearcherEntry(
+        GridOptions, lambda space, o, seed: GridSearch(space, shuffle=o.shuffle, seed=seed)),
+    "points": SearcherEntry(
+        PointsOptions, lambda space, o, seed: PointsSearch(space, points=o.points)),
     "qlearning": SearcherEntry(
         QLearningOptions,
         lambda space, o, seed: QLearning(space, seed=seed, **dataclasses.asdict(o)),

@@ -139,8 +139,8 @@ class SpaceSearcher(Searcher):
         if self.max_trials is not None and self.suggested >= self.max_trials:
             return Searcher.FINISHED
         proposal = self.strategy.ask()
-        if proposal is None:
-            return None
+        if proposal is None:  # not now; or never again, for cores with a finite list
+            return Searcher.FINISHED if getattr(self.strategy, "exhausted", False) else None
         config, handle = proposal
         try:
             self.space.validate(config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import pickle
 
+import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
@@ -16,11 +17,16 @@ from spaces import get_space
 
 NAMES = [pytest.param(name, id=name) for name in sorted(SEARCHERS)]
 BUDGET = 3
+# The seed's variable-depth space, narrowed so that its grid stays enumerable.
+SPACE = get_space("cifar_cnn").with_overrides(
+    {"num_conv_layers": {"high": 3}, "lr": {"grid_points": 3}})
+POINTS = [SPACE.sample(np.random.default_rng(i)) for i in range(40)]
+OPTIONS = {"grid": {"shuffle": True}, "points": {"points": POINTS}}
 
 
 def _make(name: str, seed: int = 0, max_trials: int | None = None):
-    return make_searcher(name, space=get_space("cifar_cnn"), metric="val_acc", mode="max",
-                         seed=seed, max_epochs=BUDGET, max_trials=max_trials)
+    return make_searcher(name, space=SPACE, metric="val_acc", mode="max", seed=seed,
+                         max_epochs=BUDGET, max_trials=max_trials, options=OPTIONS.get(name))
 
 
 def _result(value: float, iteration: int = BUDGET) -> dict:
@@ -41,15 +47,15 @@ def _drive(searcher, n: int, start: int = 0) -> list[dict]:
 @pytest.mark.parametrize("name", NAMES)
 def test_suggestions_are_valid_configs(name):
     searcher = _make(name)
-    space = get_space("cifar_cnn")
     for cfg in _drive(searcher, 15):
-        space.validate(cfg)
+        SPACE.validate(cfg)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_suggestions(name):
     assert _drive(_make(name, seed=3), 12) == _drive(_make(name, seed=3), 12)
-    assert _drive(_make(name, seed=3), 12) != _drive(_make(name, seed=4), 12)
+    if name != "points":  # a fixed list is the same for every seed by design
+        assert _drive(_make(name, seed=3), 12) != _drive(_make(name, seed=4), 12)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -113,6 +119,35 @@ def test_picklable(name):
     _drive(searcher, 3)
     clone = pickle.loads(pickle.dumps(searcher))
     assert _drive(clone, 3, start=10) == _drive(searcher, 3, start=10)
+
+
+def test_grid_covers_every_depth_once_then_finishes():
+    from search.grid import grid_configs
+
+    space = get_space("cifar_cnn").with_overrides(
+        {"num_conv_layers": {"high": 2}, "num_fc_layers": {"high": 1}, "optimizer": "SGD",
+         "lr": {"grid_points": 2}})
+    expected = (4 + 16) * 2
+    configs = list(grid_configs(space))
+    assert len(configs) == expected
+    assert len({space.canonical(c) for c in configs}) == expected
+    searcher = make_searcher("grid", space=space, metric="val_acc", mode="max")
+    for i in range(expected):
+        space.validate(searcher.suggest(str(i)))
+    assert searcher.suggest("last") == Searcher.FINISHED
+
+
+def test_points_accept_arch_strings_and_reject_bad_points():
+    arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    searcher = make_searcher("points", space=get_space("nb201"), metric="val_acc", mode="max",
+                             options={"points": [arch]})
+    assert get_space("nb201").arch_string(searcher.suggest("a")) == arch
+    assert searcher.suggest("b") == Searcher.FINISHED
+    with pytest.raises(ValueError, match=r"`points\[0\]`: `optimizer` is 'Adamax'"):
+        make_searcher("points", space=SPACE, metric="val_acc", mode="max",
+                      options={"points": [{**POINTS[0], "optimizer": "Adamax"}]})
+    with pytest.raises(ValueError, match="`points` is empty"):
+        make_searcher("points", space=SPACE, metric="val_acc", mode="max")
 
 
 def test_optuna_tells_pruned_failed_and_complete():

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from trainables import metrics
 from trainables.cells import CellCnnSettings, evaluate_cell_cnn, train_cell_cnn
 from trainables.cnn import CnnSettings, evaluate_cnn, train_cnn
+from trainables.darts import DartsSettings, train_darts
 from trainables.nb201 import Nb201Settings, train_nb201
 
 __all__ = ["TRAINABLES", "TRAINABLE_INFO", "TrainableInfo", "metrics"]
@@ -32,6 +33,7 @@ TRAINABLE_INFO: dict[str, TrainableInfo] = {
     "cell_cnn": TrainableInfo(train_cell_cnn, CellCnnSettings, "nb201", metrics.VAL_ACC, "max",
                               evaluate_cell_cnn),
     "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max"),
+    "darts": TrainableInfo(train_darts, DartsSettings, "darts", metrics.VAL_ACC, "max"),
 }
 
 TRAINABLES: dict[str, Callable[..., None]] = {n: i.fn for n, i in TRAINABLE_INFO.items()}

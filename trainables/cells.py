@@ -28,10 +28,15 @@ __all__ = ["OPS", "Cell", "CellCnnSettings", "CellNetwork", "evaluate_cell_cnn",
 
 
 class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+    """ReLU, conv, BN. In a supernet (``search=True``) BN has no affine weights and uses batch
+    statistics only, as in DARTS' search: architecture weights, not BN, scale each op."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
+                 search: bool = False) -> None:
         super().__init__(nn.ReLU(inplace=False),
                          nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
-                         nn.BatchNorm2d(c_out))
+                         nn.BatchNorm2d(c_out, affine=not search,
+                                        track_running_stats=not search))
 
 
 class Zero(nn.Module):
@@ -41,12 +46,14 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-OPS: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda c: Zero(),
-    "skip_connect": lambda c: nn.Identity(),
-    "nor_conv_1x1": lambda c: ReLUConvBN(c, c, 1, 1, 0),
-    "nor_conv_3x3": lambda c: ReLUConvBN(c, c, 3, 1, 1),
-    "avg_pool_3x3": lambda c: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+# name -> factory(channels, search): the one table of ops, for cells and DARTS' mixed ops.
+OPS: dict[str, Callable[[int, bool], nn.Module]] = {
+    "none": lambda c, search=False: Zero(),
+    "skip_connect": lambda c, search=False: nn.Identity(),
+    "nor_conv_1x1": lambda c, search=False: ReLUConvBN(c, c, 1, 1, 0, search),
+    "nor_conv_3x3": lambda c, search=False: ReLUConvBN(c, c, 3, 1, 1, search),
+    "avg_pool_3x3": lambda c, search=False: nn.AvgPool2d(3, stride=1, padding=1,
+                                                         count_include_pad=False),
 }
 
 
@@ -58,7 +65,7 @@ class Cell(nn.Module):
         self.nodes = nodes
         # 'none' edges contribute nothing: they are left out of the graph entirely.
         self.edges = nn.ModuleDict({
-            edge_name(j, i): OPS[ops[edge_name(j, i)]](channels)
+            edge_name(j, i): OPS[ops[edge_name(j, i)]](channels, False)
             for j in range(1, nodes) for i in range(j) if ops[edge_name(j, i)] != "none"
         })
 
@@ -74,10 +81,10 @@ class Cell(nn.Module):
 class ResidualReduction(nn.Module):
     """NAS-Bench-201's residual block between stages: stride 2, channels doubled."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, search: bool = False) -> None:
         super().__init__()
-        self.a = ReLUConvBN(c_in, c_out, 3, 2, 1)
-        self.b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.a = ReLUConvBN(c_in, c_out, 3, 2, 1, search)
+        self.b = ReLUConvBN(c_out, c_out, 3, 1, 1, search)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,11 +94,12 @@ class ResidualReduction(nn.Module):
 class CellNetwork(nn.Module):
     """Stem, three stages of ``cells_per_stage`` cells with reductions between, classifier.
 
-    ``make_cell(channels)`` builds each cell, so DARTS' supernet reuses the skeleton.
+    ``make_cell(channels)`` builds each cell, so DARTS' supernet reuses the skeleton: its cells
+    take the architecture weights as a second argument, passed through ``forward(x, weights)``.
     """
 
     def __init__(self, make_cell: Callable[[int], nn.Module], *, in_channels: int, classes: int,
-                 channels: int = 16, cells_per_stage: int = 5) -> None:
+                 channels: int = 16, cells_per_stage: int = 5, search: bool = False) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels))
@@ -99,15 +107,19 @@ class CellNetwork(nn.Module):
         c = channels
         for stage in range(3):
             if stage:
-                layers.append(ResidualReduction(c, 2 * c))
+                layers.append(ResidualReduction(c, 2 * c, search))
                 c *= 2
             layers += [make_cell(c) for _ in range(cells_per_stage)]
         self.cells = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.cells(self.stem(x)))
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.cells:
+            x = layer(x) if weights is None or isinstance(layer, ResidualReduction) else layer(
+                x, weights)
+        return self.head(x)
 
 
 @dataclass(frozen=True)

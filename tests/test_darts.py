@@ -1,0 +1,139 @@
+"""DARTS: mixed ops, the second-order hypergradient, genotypes, remedies, the driver."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from torch.func import functional_call
+
+from spaces import get_space
+from spaces.cells import NB201_OPS
+from trainables.darts import Architect, MixedOp, derive_genotype, make_supernet
+
+from conftest import write_idx
+
+
+@pytest.mark.parametrize("k", range(len(NB201_OPS)), ids=list(NB201_OPS))
+def test_mixed_op_with_one_hot_alpha_is_that_op(k):
+    torch.manual_seed(0)
+    mixed = MixedOp(4)
+    x = torch.randn(3, 4, 6, 6)
+    one_hot = F.one_hot(torch.tensor(k), len(NB201_OPS)).float()
+    assert torch.allclose(mixed(x, one_hot), mixed.ops[k](x), atol=1e-6)
+    # a near-one-hot softmax gives (nearly) the same
+    alpha = 50 * one_hot
+    assert torch.allclose(mixed(x, torch.softmax(alpha, -1)), mixed.ops[k](x), atol=1e-5)
+
+
+def _smooth(module: torch.nn.Module) -> torch.nn.Module:
+    """ReLUs replaced by tanh: finite differences of gradients of a ReLU network jump at its
+    kinks (DARTS accepts that noise); a smooth network checks the formula itself."""
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.ReLU):
+            setattr(module, name, torch.nn.Tanh())
+        else:
+            _smooth(child)
+    return module
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model = _smooth(make_supernet(in_channels=1, classes=3, channels=2,
+                                  cells_per_stage=1)).double()
+    gen = torch.Generator().manual_seed(0)
+    architect = Architect(model, order="second", xi=0.5, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        architect.alphas.normal_(0, 0.5, generator=gen)
+    train = (torch.randn(8, 1, 8, 8, dtype=torch.float64, generator=gen),
+             torch.randint(0, 3, (8,), generator=gen))
+    val = (torch.randn(8, 1, 8, 8, dtype=torch.float64, generator=gen),
+           torch.randint(0, 3, (8,), generator=gen))
+    return model, architect, train, val
+
+
+def _unrolled_val_loss(model, alphas, train, val, xi, beta=0.0):
+    """L_val(w - xi grad_w L_train(w, alpha), alpha), computed directly."""
+    params = {k: p.detach().clone().requires_grad_(True) for k, p in model.named_parameters()}
+    weights = torch.softmax(alphas, -1)
+    loss = F.cross_entropy(functional_call(model, params, (train[0], (weights, beta))), train[1])
+    grads = torch.autograd.grad(loss, list(params.values()))
+    unrolled = {k: p - xi * g for (k, p), g in zip(params.items(), grads)}
+    return F.cross_entropy(functional_call(model, unrolled, (val[0], (weights, beta))), val[1])
+
+
+def test_second_order_gradient_matches_numerical_finite_differences():
+    model, architect, train, val = _tiny()
+    analytic = architect.hypergradient(train, val)
+    numeric = torch.zeros_like(analytic)
+    h = 1e-5
+    base = architect.alphas.detach().clone()
+    for idx in [(e, k) for e in range(6) for k in range(5)]:
+        plus, minus = base.clone(), base.clone()
+        plus[idx] += h
+        minus[idx] -= h
+        f_plus = _unrolled_val_loss(model, plus, train, val, architect.xi)
+        f_minus = _unrolled_val_loss(model, minus, train, val, architect.xi)
+        numeric[idx] = float(f_plus - f_minus) / (2 * h)
+    # the Hessian-vector product's own finite difference (eps = 0.01 / |v|) costs ~1e-4 here
+    assert (analytic - numeric).abs().max() < 1e-3
+    # and the unrolled term matters: the first-order gradient is far off
+    architect.order = "first"
+    first = architect.hypergradient(train, val)
+    assert (first - numeric).abs().max() > 2e-2
+
+
+def test_genotype_is_the_argmax_per_edge():
+    alphas = torch.zeros(6, 5)
+    for edge, op in enumerate([3, 3, 3, 1, 3, 3]):
+        alphas[edge, op] = 1.0
+    assert derive_genotype(alphas) == ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+                                       "|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    get_space("nb201").from_arch(derive_genotype(torch.randn(6, 5)))
+
+
+def test_architect_step_moves_only_alphas():
+    model, architect, train, val = _tiny()
+    before = [p.detach().clone() for p in model.parameters()]
+    alphas = architect.alphas.detach().clone()
+    architect.step(train, val)
+    assert not torch.equal(alphas, architect.alphas)
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_darts_driver_end_to_end(tmp_path, local_ray, capsys):
+    from cluster.cli import main
+
+    root = write_idx(tmp_path / "fm", n_train=240, n_test=40)
+    path = tmp_path / "darts.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "darts-e2e",
+        "space": {"name": "darts", "overrides": {"seed": {"high": 0},
+                                                 "remedy": {"choices": ["none", "aux_skip"]}}},
+        "max_concurrent_trials": 2,
+        "data": {"name": "fashion_mnist", "root": str(root), "val_size": 40},
+        "train": {"epochs": 2, "batch_size": 50, "channels": 4},
+        "storage": str(tmp_path / "results")}))
+    assert main(["darts", str(path), "--progress-interval", "1000", "--train-cells", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "derived cells" in out and "nor_conv" in out or "skip_connect" in out
+    trials = pd.read_parquet(tmp_path / "results" / "darts-e2e" / "trials.parquet")
+    iterations = pd.read_parquet(tmp_path / "results" / "darts-e2e" / "iterations.parquet")
+    assert len(trials) == 4 and set(trials["status"]) == {"complete"}
+    assert set(trials["config/order"]) == {"first", "second"}
+    assert len(iterations) == 8
+    alpha_cols = [c for c in iterations.columns if c.startswith("alpha/")]
+    assert len(alpha_cols) == 30
+    sums = iterations[alpha_cols].to_numpy().reshape(-1, 6, 5).sum(-1)
+    assert abs(sums - 1).max() < 1e-5  # a distribution per edge
+    assert iterations["nb201_val_acc"].between(0, 100).all()
+    assert iterations["genotype"].map(get_space("nb201").from_arch).notna().all()
+    aux = iterations[iterations["trial_id"].isin(
+        trials.loc[trials["config/remedy"] == "aux_skip", "trial_id"])]
+    assert sorted(aux["beta"].unique()) == [0.0, 0.5]
+    cells = pd.read_parquet(tmp_path / "results" / "darts-e2e-cells" / "trials.parquet")
+    assert len(cells) == iterations.groupby("trial_id").tail(1)["genotype"].nunique()

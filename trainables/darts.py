@@ -1,0 +1,339 @@
+"""DARTS (Liu et al. 2019, "DARTS: Differentiable Architecture Search") on the NAS-Bench-201 cell.
+
+The supernet is NAS-Bench-201's skeleton (:class:`~trainables.cells.CellNetwork`) whose cells put
+a *mixed op* on every edge: the softmax of that edge's architecture weights ``alpha`` times each
+op's output, summed (ops from the one table :data:`~trainables.cells.OPS`). The alphas are owned
+by :class:`Architect`, the search step, and passed to the network in ``forward``; the network
+holds only the weights ``w``.
+
+Bilevel optimisation: ``w`` on one half of the training split (SGD, momentum, cosine decay),
+``alpha`` on the other half (Adam), alternating one step each. First order uses
+``grad_alpha L_val(w, alpha)``; second order unrolls one virtual step
+``w' = w - xi grad_w L_train(w, alpha)`` and uses
+
+    grad_alpha L_val(w', alpha) - xi * (grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)
+
+with ``w+- = w +- eps grad_w' L_val(w', alpha)`` and ``eps = 0.01 / ||grad_w' L_val||`` (the
+paper's finite-difference Hessian-vector product).
+
+The derived genotype is the argmax op per edge (NAS-Bench-201's rule, ``none`` included), as an
+arch string. Plain DARTS is known to collapse on this space to cells of skip connections and
+``none`` (15.61 on CIFAR-100 in NAS-Bench-201's paper). Two remedies are selectable:
+
+* ``early_stop`` (DARTS+, Liang et al. 2019): stop the search when the derived cell holds
+  ``max_skip`` or more skip connections, and keep the genotype of the epoch before;
+* ``aux_skip`` (DARTS-, Chu et al. 2021): an auxiliary skip connection ``beta * x`` on every edge,
+  ``beta`` decaying linearly from 1 to 0 over the search, which takes over the skip's role of
+  easing optimisation so the ``skip_connect`` op is chosen only on merit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from spaces.cells import NB201_EDGES, NB201_OPS, edge_name, nb201_space
+from spaces.options import check_range, parse_options
+from trainables import metrics as M
+from trainables.cells import OPS, CellNetwork
+from trainables.data import DataSettings, load_splits
+from trainables.loop import batches, load_state, report_epoch, setup_device
+
+__all__ = ["Architect", "DartsSettings", "MixedOp", "SearchCell", "derive_genotype",
+           "make_supernet", "train_darts"]
+
+
+class MixedOp(nn.Module):
+    """Every op of the table on one edge; ``forward(x, w)`` is ``sum_k w_k op_k(x)``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(OPS[name](channels, True) for name in NB201_OPS)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return sum(w * op(x) for w, op in zip(weights, self.ops))  # type: ignore[return-value]
+
+
+class SearchCell(nn.Module):
+    """A cell of mixed ops; ``forward(x, (weights, beta))`` with ``weights`` of shape
+    (edges, ops) and ``beta`` the auxiliary skip's weight (DARTS-; 0 turns it off)."""
+
+    def __init__(self, channels: int, nodes: int = 4) -> None:
+        super().__init__()
+        self.nodes = nodes
+        self.edges = nn.ModuleDict({edge_name(j, i): MixedOp(channels)
+                                    for j in range(1, nodes) for i in range(j)})
+        self.index = {edge_name(j, i): k for k, (j, i) in enumerate(NB201_EDGES)}
+
+    def forward(self, x: torch.Tensor, arch: tuple[torch.Tensor, float]) -> torch.Tensor:
+        weights, beta = arch
+        states = [x]
+        for j in range(1, self.nodes):
+            total = 0
+            for i in range(j):
+                name = edge_name(j, i)
+                out = self.edges[name](states[i], weights[self.index[name]])
+                total = total + (out + beta * states[i] if beta else out)
+            states.append(total)  # type: ignore[arg-type]
+        return states[-1]
+
+
+def make_supernet(*, in_channels: int, classes: int, channels: int, cells_per_stage: int
+                  ) -> CellNetwork:
+    return CellNetwork(SearchCell, in_channels=in_channels, classes=classes, channels=channels,
+                       cells_per_stage=cells_per_stage, search=True)
+
+
+def derive_genotype(alphas: torch.Tensor) -> str:
+    """The argmax op per edge, as a NAS-Bench-201 arch string."""
+    ops = alphas.argmax(dim=-1).tolist()
+    config = {edge_name(j, i): NB201_OPS[k] for (j, i), k in zip(NB201_EDGES, ops)}
+    return nb201_space().arch_string(config)
+
+
+class Architect:
+    """Owns the architecture weights and their optimiser; computes their (hyper)gradient.
+
+    Args:
+        model: the supernet (called as ``model(x, (softmax(alpha), beta))``).
+        order: ``first`` or ``second`` (one unrolled step, finite-difference Hessian).
+        xi: the virtual step's learning rate for second order.
+    """
+
+    def __init__(self, model: nn.Module, *, lr: float = 3e-4, weight_decay: float = 1e-3,
+                 order: str = "first", xi: float = 0.025, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> None:
+        if order not in ("first", "second"):
+            raise ValueError(f"`order` is {order!r}, but must be 'first' or 'second'.")
+        self.model = model
+        self.order = order
+        self.xi = xi
+        init = 1e-3 * torch.randn(len(NB201_EDGES), len(NB201_OPS), generator=generator,
+                                  dtype=dtype)
+        self.alphas = init.to(device or "cpu").requires_grad_(True)
+        self.optimizer = torch.optim.Adam([self.alphas], lr=lr, betas=(0.5, 0.999),
+                                          weight_decay=weight_decay)
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.alphas, dim=-1)
+
+    def _loss(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+              beta: float) -> torch.Tensor:
+        return F.cross_entropy(functional_call(self.model, params, (x, (self.weights(), beta))), y)
+
+    def hypergradient(self, train: tuple[torch.Tensor, torch.Tensor],
+                      val: tuple[torch.Tensor, torch.Tensor], beta: float = 0.0) -> torch.Tensor:
+        """d L_val / d alpha: first order, or through one unrolled step (second order)."""
+        params = {k: p.detach() for k, p in self.model.named_parameters()}
+        if self.order == "first":
+            return torch.autograd.grad(self._loss(params, *val, beta), self.alphas)[0]
+        # w' = w - xi * grad_w L_train(w, alpha)
+        w = {k: p.requires_grad_(True) for k, p in
+             {k: p.clone() for k, p in params.items()}.items()}
+        grads = torch.autograd.grad(self._loss(w, *train, beta), list(w.values()))
+        unrolled = {k: (p - self.xi * g).detach().requires_grad_(True)
+                    for (k, p), g in zip(w.items(), grads)}
+        d_alpha, *d_w = torch.autograd.grad(self._loss(unrolled, *val, beta),
+                                            [self.alphas, *unrolled.values()])
+        norm = torch.sqrt(sum((g * g).sum() for g in d_w))  # type: ignore[arg-type]
+        eps = 0.01 / (norm + 1e-12)
+        shifted = []
+        for sign in (1.0, -1.0):
+            moved = {k: p + sign * eps * g for (k, p), g in zip(params.items(), d_w)}
+            shifted.append(torch.autograd.grad(self._loss(moved, *train, beta), self.alphas)[0])
+        return d_alpha - self.xi * (shifted[0] - shifted[1]) / (2 * eps)
+
+    def step(self, train: tuple[torch.Tensor, torch.Tensor],
+             val: tuple[torch.Tensor, torch.Tensor], beta: float = 0.0) -> None:
+        self.optimizer.zero_grad()
+        self.alphas.grad = self.hypergradient(train, val, beta)
+        self.optimizer.step()
+
+
+@dataclass(frozen=True)
+class DartsSettings:
+    """Settings of one DARTS search (a config's ``order``/``remedy``/``seed`` override them)."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    epochs: int = 10
+    batch_size: int = 64
+    channels: int = 8  # C of the supernet (NAS-Bench-201's DARTS: 16)
+    cells_per_stage: int = 1  # N (NAS-Bench-201's DARTS: 5)
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_weight_decay: float = 1e-3
+    xi: float | None = None  # second order's virtual step; None: the current w learning rate
+    order: Literal["first", "second"] = "first"
+    remedy: Literal["none", "early_stop", "aux_skip"] = "none"
+    max_skip: int = 2  # early_stop: stop when the derived cell has this many skip connections
+    nb201_dataset: Literal["cifar10", "cifar100", "imagenet"] | None = "cifar100"  # lookup
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, low=1)
+        check_range("batch_size", self.batch_size, low=1)
+        check_range("channels", self.channels, low=1)
+        check_range("cells_per_stage", self.cells_per_stage, low=1)
+        for name in ("w_lr", "alpha_lr", "grad_clip"):
+            check_range(name, getattr(self, name), low=0, low_open=True)
+        check_range("xi", self.xi, low=0)
+        check_range("max_skip", self.max_skip, low=1, high=len(NB201_EDGES))
+
+
+class DartsRun:
+    """One supernet search: model, architect, optimisers, data halves, early-stop state."""
+
+    def __init__(self, settings: DartsSettings, device: torch.device) -> None:
+        self.settings = settings
+        self.device = device
+        splits = load_splits(settings.data, str(device))
+        c, _, _ = splits.shape
+        half = len(splits.y_train) // 2  # DARTS: half the training split trains alpha
+        self.x_w, self.y_w = splits.x_train[:half], splits.y_train[:half]
+        self.x_a, self.y_a = splits.x_train[half:], splits.y_train[half:]
+        self.x_val, self.y_val = splits.x_val, splits.y_val
+        torch.manual_seed(settings.seed)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.model = make_supernet(in_channels=c, classes=splits.classes,
+                                   channels=settings.channels,
+                                   cells_per_stage=settings.cells_per_stage).to(device)
+        self.w_optimizer = torch.optim.SGD(self.model.parameters(), lr=settings.w_lr,
+                                           momentum=settings.w_momentum,
+                                           weight_decay=settings.w_weight_decay)
+        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.w_optimizer, settings.epochs, eta_min=settings.w_lr_min)
+        self.architect = Architect(self.model, lr=settings.alpha_lr,
+                                   weight_decay=settings.alpha_weight_decay,
+                                   order=settings.order, xi=settings.xi or settings.w_lr,
+                                   generator=self.generator, device=device)
+        self.epoch = 0
+        self.stopped = False
+        self.genotype = derive_genotype(self.architect.alphas.detach())
+
+    @property
+    def beta(self) -> float:
+        """The auxiliary skip's weight this epoch (DARTS-): 1 decaying linearly to 0."""
+        if self.settings.remedy != "aux_skip":
+            return 0.0
+        return 1.0 - self.epoch / self.settings.epochs
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "alphas": self.architect.alphas.detach(),
+                "w_optimizer": self.w_optimizer.state_dict(),
+                "a_optimizer": self.architect.optimizer.state_dict(),
+                "w_scheduler": self.w_scheduler.state_dict(),
+                "generator": self.generator.get_state(), "epoch": self.epoch,
+                "stopped": self.stopped, "genotype": self.genotype}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            self.architect.alphas.copy_(state["alphas"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.architect.optimizer.load_state_dict(state["a_optimizer"])
+        self.w_scheduler.load_state_dict(state["w_scheduler"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.stopped = int(state["epoch"]), bool(state["stopped"])
+        self.genotype = state["genotype"]
+
+    def train_epoch(self) -> float:
+        """One epoch of alternating alpha and w steps; the mean training loss of w."""
+        self.model.train()
+        beta = self.beta
+        total, steps = 0.0, 0
+        order_w = list(batches(len(self.y_w), self.settings.batch_size, device=self.device,
+                               generator=self.generator))
+        order_a = list(batches(len(self.y_a), self.settings.batch_size, device=self.device,
+                               generator=self.generator))
+        for idx_w, idx_a in zip(order_w, order_a):
+            train = (self.x_w[idx_w], self.y_w[idx_w])
+            self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta)
+            loss = F.cross_entropy(self.model(train[0], (self.architect.weights().detach(),
+                                                         beta)), train[1])
+            self.w_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+            self.w_optimizer.step()
+            total += float(loss.detach())
+            steps += 1
+        self.w_scheduler.step()
+        self.epoch += 1
+        return total / max(1, steps)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """The supernet's accuracy and loss on the held-out validation split."""
+        self.model.train()  # search BN has no running statistics: batch statistics always
+        arch = (self.architect.weights(), self.beta)
+        correct, loss = 0.0, 0.0
+        for idx in batches(len(self.y_val), 256, device=self.device):
+            logits = self.model(self.x_val[idx], arch)
+            loss += float(F.cross_entropy(logits, self.y_val[idx], reduction="sum"))
+            correct += float((logits.argmax(1) == self.y_val[idx]).sum())
+        n = max(1, len(self.y_val))
+        return correct / n, loss / n
+
+    def alpha_metrics(self) -> dict[str, float]:
+        probs = self.architect.weights().detach().cpu()
+        return {f"alpha/{edge_name(j, i)}/{op}": float(probs[e, k])
+                for e, (j, i) in enumerate(NB201_EDGES) for k, op in enumerate(NB201_OPS)}
+
+
+def _lookup(settings: DartsSettings, arch: str) -> dict[str, float]:
+    if settings.nb201_dataset is None:
+        return {}
+    from spaces.tables import load_nb201
+
+    table = load_nb201(settings.nb201_dataset)
+    return {"nb201_val_acc": table.mean_val_acc(nb201_space().from_arch(arch))}
+
+
+def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings | None = None
+                ) -> None:
+    """Ray Tune trainable: one DARTS search, one report per epoch.
+
+    ``config`` may set ``order``, ``remedy`` and ``seed`` (the ``darts`` space), which take
+    precedence over ``settings``. Each report has the supernet's ``val_acc``, the derived
+    ``genotype`` and its NAS-Bench-201 accuracy (``nb201_val_acc``), the skip count, the
+    auxiliary skip's ``beta`` and every edge's op distribution (``alpha/<edge>/<op>``).
+    """
+    if isinstance(settings, DartsSettings):
+        settings = {k: getattr(settings, k) for k in settings.__dataclass_fields__}
+    merged = {**(settings or {}), **{k: config[k] for k in ("order", "remedy", "seed")
+                                     if k in config}}
+    parsed = parse_options(DartsSettings, merged, "train")
+    run = DartsRun(parsed, setup_device())
+    state = load_state()
+    if state is not None:
+        run.load(state)
+    while run.epoch < parsed.epochs and not run.stopped:
+        start = time.perf_counter()
+        train_loss = run.train_epoch()
+        val_acc, val_loss = run.evaluate()
+        current = derive_genotype(run.architect.alphas.detach())
+        skips = current.count("skip_connect")
+        if parsed.remedy == "early_stop" and skips >= parsed.max_skip:
+            run.stopped = True  # DARTS+: keep the genotype of the epoch before
+        else:
+            run.genotype = current
+        report_epoch({
+            M.VAL_ACC: val_acc, M.VAL_LOSS: val_loss, M.TRAIN_LOSS: train_loss,
+            M.EPOCH: run.epoch, M.EPOCH_S: time.perf_counter() - start,
+            "genotype": run.genotype, "skip_count": run.genotype.count("skip_connect"),
+            "stopped_early": run.stopped, "beta": run.beta,
+            **_lookup(parsed, run.genotype), **run.alpha_metrics(),
+        }, run.state())
+        if math.isnan(train_loss):
+            raise FloatingPointError("DARTS training loss became NaN")
