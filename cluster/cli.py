@@ -84,12 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_darts(args: argparse.Namespace) -> int:
     """DARTS driver: supernets in parallel (a grid over the `darts` space), then their cells."""
-    from cluster.spec import SpecError, load_spec, read_yaml, spec_from_mapping
+    from cluster.spec import SpecError, read_yaml, spec_from_mapping
 
     defaults = {"trainable": "darts", "searcher": "grid", "scheduler": "fifo",
                 "space": {"name": "darts", "overrides": {"seed": {"high": 0}}}}
-    overrides = {"storage": args.storage, "name": args.name, "seed": args.seed,
+    overrides = {"storage": args.storage, "name": args.name,
                  "max_concurrent_trials": args.max_concurrent_trials}
+    if args.train_cells < 0:
+        return _fail(f"`--train-cells` is {args.train_cells}, but must be >= 0 (0: lookup only).")
     try:
         data = read_yaml(args.file)
         if not isinstance(data, dict):
@@ -99,9 +101,10 @@ def cmd_darts(args: argparse.Namespace) -> int:
         if spec.trainable != "darts":
             raise SpecError(f"`trainable` is {spec.trainable!r}, but `hpnas darts` runs 'darts'; "
                             "use `hpnas run` for other trainables.")
-        if (spec.directory / "trials.parquet").exists():
-            raise SpecError(f"experiment directory {spec.directory} already holds results; pass "
-                            "another --name (or --storage), or remove that directory.")
+        for directory in (spec.directory, spec.directory.with_name(f"{spec.name}-cells")):
+            if (directory / "trials.parquet").exists():
+                raise SpecError(f"experiment directory {directory} already holds results; pass "
+                                "another --name (or --storage), or remove that directory.")
     except SpecError as e:
         return _fail(str(e))
     from cluster.runner import run_experiment
@@ -109,34 +112,49 @@ def cmd_darts(args: argparse.Namespace) -> int:
 
     print(f"hpnas darts: {spec.name}: supernets for every config of the `darts` space grid, "
           f"{spec.max_concurrent_trials} at a time", flush=True)
-    directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
-                               progress_interval_s=args.progress_interval)
-    trials, iterations = load_results(directory)
-    last = iterations.sort_values("iteration").groupby("trial_id").tail(1).set_index("trial_id")
-    cols = [c for c in ("config/order", "config/remedy", "config/seed", "status", "epochs")
-            if c in trials.columns]
-    table = trials.set_index("trial_id")[cols].join(
-        last[[c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count")
-              if c in last.columns]])
-    table.columns = [c.removeprefix("config/") for c in table.columns]
-    print(f"\n{directory}: derived cells (NAS-Bench-201 accuracy is the table's seed-averaged "
-          "validation accuracy of the cell):")
-    print(table.to_string(float_format="{:.4g}".format))
-    if not args.train_cells:
-        return 0
-    cells = sorted(set(table["genotype"].dropna()))
-    cell_spec = spec_from_mapping({
-        "name": f"{spec.name}-cells", "trainable": "cell_cnn",
-        "searcher": {"name": "points", "points": cells}, "scheduler": "fifo",
-        "samples": len(cells), "max_concurrent_trials": spec.max_concurrent_trials,
-        "resources": dataclasses.asdict(spec.resources), "storage": spec.storage,
-        "data": dataclasses.asdict(spec.settings.data),
-        "train": {"epochs": args.train_cells, "channels": spec.settings.channels,
-                  "cells_per_stage": spec.settings.cells_per_stage}})
-    print(f"\nTraining the {len(cells)} derived cells for {args.train_cells} epochs "
-          f"(experiment {cell_spec.directory})", flush=True)
-    cell_dir = run_experiment(cell_spec, address=args.address, dashboard=not args.no_dashboard,
-                              progress_interval_s=args.progress_interval)
+    try:
+        directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
+                                   progress_interval_s=args.progress_interval)
+        trials, iterations = load_results(directory)
+        if "genotype" not in iterations.columns:
+            print(f"\n{directory}: no supernet finished an epoch; see `hpnas results "
+                  f"{directory}` for the errors.")
+            return 1
+        last = iterations.sort_values("iteration").groupby("trial_id").tail(1)
+        table = trials.set_index("trial_id")[
+            [c for c in ("config/order", "config/remedy", "config/seed", "status", "epochs")
+             if c in trials.columns]].join(last.set_index("trial_id")[
+                 [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count")
+                  if c in last.columns]])
+        table.columns = [c.removeprefix("config/") for c in table.columns]
+        print(f"\n{directory}: derived cells (NAS-Bench-201 accuracy is the table's "
+              "seed-averaged validation accuracy of the cell):")
+        print(table.to_string(float_format="{:.4g}".format, na_rep="-"))
+        if not args.train_cells:
+            return 0
+        usable = table[(table["status"] != "failed") & table["genotype"].notna()]
+        cells = sorted(set(usable["genotype"]))
+        if not cells:
+            print("\nNo usable derived cell to train (every search failed).")
+            return 1
+        cell_spec = spec_from_mapping({
+            "name": f"{spec.name}-cells", "trainable": "cell_cnn",
+            "searcher": {"name": "points", "points": cells}, "scheduler": "fifo",
+            "samples": len(cells), "max_concurrent_trials": spec.max_concurrent_trials,
+            "resources": dataclasses.asdict(spec.resources), "storage": spec.storage,
+            "seed": spec.seed, "data": dataclasses.asdict(spec.settings.data),
+            "train": {"epochs": args.train_cells, "channels": spec.settings.channels,
+                      "cells_per_stage": spec.settings.cells_per_stage}})
+        print(f"\nTraining the {len(cells)} derived cells for {args.train_cells} epochs "
+              f"(experiment {cell_spec.directory})", flush=True)
+        cell_dir = run_experiment(cell_spec, address=args.address,
+                                  dashboard=not args.no_dashboard,
+                                  progress_interval_s=args.progress_interval)
+    except SpecError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print(f"\nhpnas: interrupted; results so far are in {spec.directory}", file=sys.stderr)
+        return 130
     _print_leaderboard(cell_dir, len(cells))
     return 0
 
@@ -240,7 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
     darts.add_argument("file", help="experiment YAML file (trainable: darts is the default)")
     darts.add_argument("--storage")
     darts.add_argument("--name")
-    darts.add_argument("--seed", type=int)
     darts.add_argument("--max-concurrent-trials", type=int, dest="max_concurrent_trials")
     darts.add_argument("--address")
     darts.add_argument("--no-dashboard", action="store_true")

@@ -180,9 +180,13 @@ class SpaceSearcher(Searcher):
             # Tune skips on_trial_result for the result that made the scheduler stop the
             # trial: report it here, so the core ranks a pruned trial by its last value.
             self.strategy.report(handle, step, self.score(value))
-        self.strategy.tell(
-            handle, None if status is Status.FAILED else self.score(value), status  # type: ignore[arg-type]
-        )
+        try:
+            self.strategy.tell(
+                handle, None if status is Status.FAILED else self.score(value), status  # type: ignore[arg-type]
+            )
+        except Exception:  # a strategy's bug must not end the experiment and its results
+            logger.exception("%s searcher failed to learn from trial %s; going on.", self.name,
+                             trial_id)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:

@@ -64,6 +64,7 @@ class QLearning:
         self.replay: list[tuple[State, float]] = []
         self.known: dict[State, float] = {}  # evaluated token sequences and their score
         self.pending: dict[int, State] = {}
+        self.in_flight: set[State] = set()
         self.asked = 0
         self.reward_sum = 0.0
 
@@ -104,12 +105,14 @@ class QLearning:
     def ask(self) -> tuple[dict[str, Any], Hashable]:
         tokens = self._episode()
         for _ in range(self.max_repeat_tries):
-            if tokens not in self.known:
+            if tokens in self.known:
+                self._learn(tokens, self.known[tokens])  # MetaQNN: reuse the stored result
+            elif tokens not in self.in_flight:  # nor run a config twice at once
                 break
-            self._learn(tokens, self.known[tokens])  # MetaQNN: reuse the stored result
             tokens = self._episode()
         self.asked += 1
         self.pending[self.asked] = tokens
+        self.in_flight.add(tokens)
         return self.space.from_tokens(tokens), self.asked
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
@@ -140,6 +143,8 @@ class QLearning:
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
+        if tokens is not None and tokens not in self.pending.values():
+            self.in_flight.discard(tokens)
         if tokens is None or status is Status.FAILED or score is None:
             return
         self.known[tokens] = max(score, self.known.get(tokens, score))

@@ -75,7 +75,7 @@ class ReinforceController:
                  seed: int | None = None) -> None:
         self.space = space
         self.rng = np.random.default_rng(seed)
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):  # CPU only: never touch the driver's GPUs
             torch.manual_seed(int(self.rng.integers(2**31)))
             self.controller = Controller(space, hidden=hidden)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)

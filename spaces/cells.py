@@ -82,9 +82,14 @@ class CellSpace(Space):
         if rng.random() < self.op_mutation_prob:
             return super().mutate(config, rng)
         # hidden-state mutation: swap the ops of two differing inputs of one node
+        def fits(edge: str, op: str) -> bool:  # overrides may narrow an edge's ops
+            return self[edge].contains(op)
+
         candidates = [(j, a, b) for j in range(2, self.nodes) for a in range(j)
                       for b in range(a + 1, j)
-                      if config[edge_name(j, a)] != config[edge_name(j, b)]]
+                      if config[edge_name(j, a)] != config[edge_name(j, b)]
+                      and fits(edge_name(j, a), config[edge_name(j, b)])
+                      and fits(edge_name(j, b), config[edge_name(j, a)])]
         if not candidates:
             return super().mutate(config, rng)
         j, a, b = candidates[int(rng.integers(len(candidates)))]

@@ -360,7 +360,8 @@ class Space:
     def mutate(self, config: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """Change one active decision to another value (AmoebaNet's op mutation), then re-fill
         parameters that became active (sampled) or inactive (dropped)."""
-        mutable = [p for p in self.active_params(config) if len(p.grid()) > 1]
+        mutable = [p for p in self.active_params(config)
+                   if (p.low < p.high if isinstance(p, Float) else len(p.grid()) > 1)]
         if not mutable:
             return dict(config)
         p = mutable[int(rng.integers(len(mutable)))]
@@ -371,7 +372,8 @@ class Space:
                 value = p.sample(rng)
             new[p.name] = value
         else:
-            others = [v for v in p.grid() if not (v == config[p.name])]
+            current = token_of(p, config[p.name])
+            others = [v for i, v in enumerate(p.grid()) if i != current]
             new[p.name] = others[int(rng.integers(len(others)))]
         return self.complete(new, rng)
 

@@ -134,6 +134,6 @@ def test_darts_driver_end_to_end(tmp_path, local_ray, capsys):
     assert iterations["genotype"].map(get_space("nb201").from_arch).notna().all()
     aux = iterations[iterations["trial_id"].isin(
         trials.loc[trials["config/remedy"] == "aux_skip", "trial_id"])]
-    assert sorted(aux["beta"].unique()) == [0.0, 0.5]
+    assert sorted(aux["beta"].unique()) == [0.0, 1.0]  # 2 epochs: 1 then 0
     cells = pd.read_parquet(tmp_path / "results" / "darts-e2e-cells" / "trials.parquet")
     assert len(cells) == iterations.groupby("trial_id").tail(1)["genotype"].nunique()

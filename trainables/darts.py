@@ -23,7 +23,7 @@ arch string. Plain DARTS is known to collapse on this space to cells of skip con
 * ``early_stop`` (DARTS+, Liang et al. 2019): stop the search when the derived cell holds
   ``max_skip`` or more skip connections, and keep the genotype of the epoch before;
 * ``aux_skip`` (DARTS-, Chu et al. 2021): an auxiliary skip connection ``beta * x`` on every edge,
-  ``beta`` decaying linearly from 1 to 0 over the search, which takes over the skip's role of
+  ``beta`` decaying linearly from 1 (first epoch) to 0 (last epoch), which takes over the skip's role of
   easing optimisation so the ``skip_connect`` op is chosen only on merit.
 """
 
@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -216,18 +215,20 @@ class DartsRun:
             self.w_optimizer, settings.epochs, eta_min=settings.w_lr_min)
         self.architect = Architect(self.model, lr=settings.alpha_lr,
                                    weight_decay=settings.alpha_weight_decay,
-                                   order=settings.order, xi=settings.xi or settings.w_lr,
+                                   order=settings.order,
+                                   xi=settings.w_lr if settings.xi is None else settings.xi,
                                    generator=self.generator, device=device)
         self.epoch = 0
         self.stopped = False
         self.genotype = derive_genotype(self.architect.alphas.detach())
+        self.trained_beta = self.beta_for(0)
 
-    @property
-    def beta(self) -> float:
-        """The auxiliary skip's weight this epoch (DARTS-): 1 decaying linearly to 0."""
+    def beta_for(self, epoch: int) -> float:
+        """The auxiliary skip's weight in (0-based) ``epoch`` (DARTS-): 1 at the first epoch,
+        decaying linearly to 0 at the last."""
         if self.settings.remedy != "aux_skip":
             return 0.0
-        return 1.0 - self.epoch / self.settings.epochs
+        return 1.0 - epoch / max(1, self.settings.epochs - 1)
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "alphas": self.architect.alphas.detach(),
@@ -235,7 +236,8 @@ class DartsRun:
                 "a_optimizer": self.architect.optimizer.state_dict(),
                 "w_scheduler": self.w_scheduler.state_dict(),
                 "generator": self.generator.get_state(), "epoch": self.epoch,
-                "stopped": self.stopped, "genotype": self.genotype}
+                "stopped": self.stopped, "genotype": self.genotype,
+                "trained_beta": self.trained_beta}
 
     def load(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -247,11 +249,14 @@ class DartsRun:
         self.generator.set_state(state["generator"])
         self.epoch, self.stopped = int(state["epoch"]), bool(state["stopped"])
         self.genotype = state["genotype"]
+        self.trained_beta = float(state["trained_beta"])
 
     def train_epoch(self) -> float:
         """One epoch of alternating alpha and w steps; the mean training loss of w."""
         self.model.train()
-        beta = self.beta
+        beta = self.trained_beta = self.beta_for(self.epoch)
+        if self.settings.xi is None:  # DARTS: the virtual step uses the current w lr
+            self.architect.xi = self.w_optimizer.param_groups[0]["lr"]
         total, steps = 0.0, 0
         order_w = list(batches(len(self.y_w), self.settings.batch_size, device=self.device,
                                generator=self.generator))
@@ -275,8 +280,8 @@ class DartsRun:
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
         """The supernet's accuracy and loss on the held-out validation split."""
-        self.model.train()  # search BN has no running statistics: batch statistics always
-        arch = (self.architect.weights(), self.beta)
+        self.model.train()  # search BN uses batch statistics (cells have no running ones)
+        arch = (self.architect.weights(), self.trained_beta)
         correct, loss = 0.0, 0.0
         for idx in batches(len(self.y_val), 256, device=self.device):
             logits = self.model(self.x_val[idx], arch)
@@ -314,6 +319,10 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
     merged = {**(settings or {}), **{k: config[k] for k in ("order", "remedy", "seed")
                                      if k in config}}
     parsed = parse_options(DartsSettings, merged, "train")
+    if parsed.nb201_dataset is not None:
+        from spaces.tables import load_nb201
+
+        load_nb201(parsed.nb201_dataset)  # fail now, not after an epoch, if the table is missing
     run = DartsRun(parsed, setup_device())
     state = load_state()
     if state is not None:
@@ -321,6 +330,9 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
     while run.epoch < parsed.epochs and not run.stopped:
         start = time.perf_counter()
         train_loss = run.train_epoch()
+        if not math.isfinite(train_loss) or not torch.isfinite(run.architect.alphas).all():
+            raise FloatingPointError(  # before reporting: no diverged checkpoint is saved
+                f"DARTS diverged at epoch {run.epoch} (training loss {train_loss})")
         val_acc, val_loss = run.evaluate()
         current = derive_genotype(run.architect.alphas.detach())
         skips = current.count("skip_connect")
@@ -332,8 +344,6 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
             M.VAL_ACC: val_acc, M.VAL_LOSS: val_loss, M.TRAIN_LOSS: train_loss,
             M.EPOCH: run.epoch, M.EPOCH_S: time.perf_counter() - start,
             "genotype": run.genotype, "skip_count": run.genotype.count("skip_connect"),
-            "stopped_early": run.stopped, "beta": run.beta,
+            "stopped_early": run.stopped, "beta": run.trained_beta,
             **_lookup(parsed, run.genotype), **run.alpha_metrics(),
         }, run.state())
-        if math.isnan(train_loss):
-            raise FloatingPointError("DARTS training loss became NaN")
