@@ -295,4 +295,6 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
         data = {}
     if isinstance(data, Mapping):
         data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        # No name: a new directory per run, named after the file and the time.
+        data.setdefault("name", f"{Path(path).stem}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     return spec_from_mapping(data, source=str(path), check_data=check_data)
