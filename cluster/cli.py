@@ -77,9 +77,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nhpnas: interrupted; results so far are in {spec.directory}", file=sys.stderr)
         return 130
     _print_leaderboard(directory, args.top)
+    from trainables import TRAINABLE_INFO
+
+    render = TRAINABLE_INFO[spec.trainable].render
+    if render is not None:
+        best = _best_trial(directory, spec, None)
+        if best is not None:
+            path = render(best[0], dataclasses.asdict(spec.settings), best[1]["checkpoint"],
+                          str(directory / "best_grid.png"))
+            print(f"best trial {best[1]['trial_id']}'s samples: {path}")
     if args.evaluate:
         return _evaluate(directory, None)
     return 0
+
+
+def _best_trial(directory: Path, spec: Any, trial_id: str | None) -> tuple[dict, Any] | None:
+    """(config, row) of ``trial_id``, or of the best complete trial with a checkpoint (by its
+    last metric value, the one its checkpoint holds); None if there is none."""
+    from search.results import load_results
+
+    trials, _ = load_results(directory)
+    last = f"last_{spec.metric}"
+    candidates = trials[trials["checkpoint"].notna()]
+    if trial_id is not None:
+        candidates = candidates[candidates["trial_id"] == trial_id]
+    else:
+        complete = candidates[candidates["status"] == "complete"]
+        candidates = complete if not complete.empty else candidates
+        candidates = candidates.sort_values(last, ascending=spec.mode == "min")
+    if candidates.empty:
+        return None
+    row = candidates.iloc[0]
+    config = {k[len("config/"):]: _plain(v) for k, v in row.items()
+              if k.startswith("config/") and _plain(v) is not None}
+    return config, row
 
 
 def cmd_darts(args: argparse.Namespace) -> int:
@@ -182,20 +213,11 @@ def _evaluate(directory: Path, trial_id: str | None) -> int:
     if info.evaluate is None:
         return _fail(f"trainable {spec.trainable!r} has no test evaluation.")
     last = f"last_{spec.metric}"
-    candidates = trials[trials["checkpoint"].notna()]
-    if trial_id is not None:
-        candidates = candidates[candidates["trial_id"] == trial_id]
-        if candidates.empty:
-            return _fail(f"trial {trial_id!r} is not in {directory} or has no checkpoint.")
-    else:
-        complete = candidates[candidates["status"] == "complete"]
-        candidates = complete if not complete.empty else candidates
-        candidates = candidates.sort_values(last, ascending=spec.mode == "min")
-    if candidates.empty:
-        return _fail(f"{directory} has no trial with a checkpoint to evaluate.")
-    row = candidates.iloc[0]
-    config = {k[len("config/"):]: _plain(v) for k, v in row.items()
-              if k.startswith("config/") and _plain(v) is not None}
+    best = _best_trial(directory, spec, trial_id)
+    if best is None:
+        return _fail(f"{directory} has no trial with a checkpoint to evaluate"
+                     + (f" (trial {trial_id!r} is not there or has none)." if trial_id else "."))
+    config, row = best
     result = info.evaluate(config, dataclasses.asdict(spec.settings), row["checkpoint"])
     result = {"trial_id": row["trial_id"], **result, "config": config}
     (directory / "evaluation.json").write_text(json.dumps(result, indent=2))

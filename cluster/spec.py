@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -225,7 +226,7 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     if data_section is not None:
         if "data" not in settings_fields:
             raise SpecError(f"`data` is set, but trainable {trainable!r} takes no dataset.")
-        data_cls = settings_fields["data"].default_factory  # type: ignore[misc]
+        data_cls = typing.get_type_hints(info.settings)["data"]
         data_settings = parse_options(data_cls, data_section, "data")  # type: ignore[arg-type]
         if data_settings.root is not None:
             data_settings = dataclasses.replace(
@@ -263,7 +264,7 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     spec.make_searcher()
     spec.make_scheduler()
     raw = {**{k: v for k, v in data.items() if k not in ("data", "train")},
-           "name": name, "storage": storage,
+           "name": name, "storage": storage, "metric": metric, "mode": mode,
            "train": {k: v for k, v in dataclasses.asdict(settings).items() if k != "data"}}
     if hasattr(settings, "data"):
         raw["data"] = dataclasses.asdict(settings.data)

@@ -9,6 +9,7 @@ from trainables import metrics
 from trainables.cells import CellCnnSettings, evaluate_cell_cnn, train_cell_cnn
 from trainables.cnn import CnnSettings, evaluate_cnn, train_cnn
 from trainables.darts import DartsSettings, train_darts
+from trainables.gan import GanSettings, render_gan, train_gan
 from trainables.nb201 import Nb201Settings, train_nb201
 
 __all__ = ["TRAINABLES", "TRAINABLE_INFO", "TrainableInfo", "metrics"]
@@ -25,6 +26,8 @@ class TrainableInfo:
     mode: str
     evaluate: Callable[[dict[str, Any], Any, str], dict[str, float]] | None = None
     also_spaces: tuple[str, ...] = ()  # other spaces whose configs it accepts
+    # (config, settings, checkpoint dir, PNG path) -> path: a picture of the best trial's model
+    render: Callable[[dict[str, Any], Any, str, str], Any] | None = None
 
 
 TRAINABLE_INFO: dict[str, TrainableInfo] = {
@@ -34,6 +37,7 @@ TRAINABLE_INFO: dict[str, TrainableInfo] = {
                               evaluate_cell_cnn),
     "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max"),
     "darts": TrainableInfo(train_darts, DartsSettings, "darts", metrics.VAL_ACC, "max"),
+    "gan": TrainableInfo(train_gan, GanSettings, "gan", "fd", "min", render=render_gan),
 }
 
 TRAINABLES: dict[str, Callable[..., None]] = {n: i.fn for n, i in TRAINABLE_INFO.items()}
