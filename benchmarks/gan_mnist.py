@@ -72,7 +72,8 @@ def main() -> None:
     best = (full if not full.empty else trials).sort_values("last_fd").iloc[0]
     best_iter = iterations[(iterations["trial_id"] == best["trial_id"])].sort_values(
         "iteration").iloc[-1]
-    config = {k[len("config/"):]: best[k] for k in best.index if k.startswith("config/")}
+    config = {k[len("config/"):]: getattr(best[k], "item", lambda: best[k])()
+              for k in best.index if k.startswith("config/")}
 
     print(f"# MNIST from {args.root}: {args.train_size} training / {args.val_size} validation "
           f"images, {args.epochs} epochs, this 2-core CPU. Quality of 2,000 generated images "
