@@ -8,6 +8,7 @@ from spaces.cells import CellSpace, nb201_space
 from spaces.cnn import cifar_cnn_res_space, cifar_cnn_space
 from spaces.darts import darts_space
 from spaces.gan import gan_space
+from spaces.word2vec import word2vec_space
 from spaces.space import Categorical, Condition, Float, Integer, Param, Space, closest
 
 __all__ = [
@@ -29,6 +30,7 @@ _FACTORIES: dict[str, Callable[[], Space]] = {
     "nb201": nb201_space,
     "darts": darts_space,
     "gan": gan_space,
+    "word2vec": word2vec_space,
 }
 
 SPACES: dict[str, Space] = {name: make() for name, make in _FACTORIES.items()}

@@ -10,6 +10,7 @@ from trainables.cells import CellCnnSettings, evaluate_cell_cnn, train_cell_cnn
 from trainables.cnn import CnnSettings, evaluate_cnn, train_cnn
 from trainables.darts import DartsSettings, train_darts
 from trainables.gan import GanSettings, render_gan, train_gan
+from trainables.word2vec import Word2VecSettings, train_word2vec
 from trainables.nb201 import Nb201Settings, train_nb201
 
 __all__ = ["TRAINABLES", "TRAINABLE_INFO", "TrainableInfo", "metrics"]
@@ -38,6 +39,8 @@ TRAINABLE_INFO: dict[str, TrainableInfo] = {
     "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max"),
     "darts": TrainableInfo(train_darts, DartsSettings, "darts", metrics.VAL_ACC, "max"),
     "gan": TrainableInfo(train_gan, GanSettings, "gan", "fd", "min", render=render_gan),
+    "word2vec": TrainableInfo(train_word2vec, Word2VecSettings, "word2vec", "heldout_loss",
+                              "min"),
 }
 
 TRAINABLES: dict[str, Callable[..., None]] = {n: i.fn for n, i in TRAINABLE_INFO.items()}
