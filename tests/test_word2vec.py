@@ -148,3 +148,22 @@ def test_hpnas_run_word2vec(tmp_path, local_ray):
     iterations = pd.read_parquet(tmp_path / "results" / "w2v" / "iterations.parquet")
     assert {"heldout_loss", "train_loss", "words_per_s"} <= set(iterations.columns)
     assert (iterations["heldout_loss"] > 0).all()
+
+
+def test_hand_written_step_equals_autograd_and_sgd(tmp_path):
+    import copy
+
+    run = _run(tmp_path, dim=8)
+    torch.nn.init.normal_(run.model.out.weight, 0, 0.1)
+    reference = copy.deepcopy(run.model)
+    centre, context = torch.tensor([0, 1, 2, 1]), torch.tensor([3, 4, 0, 4])
+    state = run.generator.get_state()
+    negatives = run._negatives(4)
+    run.generator.set_state(state)  # the step draws the same negatives
+    loss = run._sgns_step(centre, context, 0.1)
+    expected = reference.ns_loss(centre, context, negatives)
+    expected.backward()
+    torch.optim.SGD(reference.parameters(), lr=0.1).step()
+    assert float(loss) == pytest.approx(float(expected))
+    assert torch.allclose(run.model.inp.weight, reference.inp.weight, atol=1e-6)
+    assert torch.allclose(run.model.out.weight, reference.out.weight, atol=1e-6)

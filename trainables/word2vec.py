@@ -239,6 +239,23 @@ class Word2VecRun:
             return self.model.softmax_loss(centre, context)
         return self.model.ns_loss(centre, context, self._negatives(len(centre)))
 
+    @torch.no_grad()
+    def _sgns_step(self, centre: torch.Tensor, context: torch.Tensor, lr: float) -> torch.Tensor:
+        """One SGD step on the summed negative-sampling loss, written out by hand: the same
+        update autograd and SGD would make, without building sparse gradient tensors."""
+        w_in, w_out = self.model.inp.weight, self.model.out.weight
+        negatives = self._negatives(len(centre))
+        u, v, n = w_in[centre], w_out[context], w_out[negatives]
+        pos = (u * v).sum(-1)
+        neg = torch.bmm(n, u.unsqueeze(-1)).squeeze(-1)
+        g_pos = torch.sigmoid(-pos) * lr  # -d loss / d pos, times lr
+        g_neg = -torch.sigmoid(neg) * lr  # -d loss / d neg, times lr
+        w_in.index_add_(0, centre, g_pos[:, None] * v + (g_neg[..., None] * n).sum(1))
+        w_out.index_add_(0, context, g_pos[:, None] * u)
+        w_out.index_add_(0, negatives.reshape(-1),
+                         (g_neg[..., None] * u[:, None, :]).reshape(-1, u.shape[1]))
+        return -(F.logsigmoid(pos).sum() + F.logsigmoid(-neg).sum())
+
     def train_epoch(self) -> float:
         """One epoch; the mean loss per pair."""
         keep = torch.rand(len(self.ids), generator=self.generator).to(self.device) < self.keep[
@@ -253,9 +270,12 @@ class Word2VecRun:
         total = torch.zeros((), device=self.device)
         for step, start in enumerate(range(0, len(order), batch)):
             idx = order[start:start + batch]
-            progress = (step0 + step) / total_steps
-            for group in self.optimizer.param_groups:  # word2vec's linear decay
-                group["lr"] = lr0 * max(1e-4, 1 - progress)
+            lr = lr0 * max(1e-4, 1 - (step0 + step) / total_steps)  # word2vec's linear decay
+            if self.settings.loss == "negative_sampling":
+                total += self._sgns_step(centre[idx], context[idx], lr)
+                continue
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             loss = self.loss(centre[idx], context[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
