@@ -25,6 +25,20 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _check_fresh(directory: Path) -> None:
+    """``SpecError`` if ``directory`` already holds an experiment's results."""
+    from cluster.spec import SpecError
+
+    if (directory / "trials.parquet").exists():
+        raise SpecError(f"experiment directory {directory} already holds results; pass another "
+                        "--name (or --storage), or remove that directory.")
+
+
+def _interrupted(directory: Path) -> int:
+    print(f"\nhpnas: interrupted; results so far are in {directory}", file=sys.stderr)
+    return 130
+
+
 def _print_leaderboard(directory: Path, top: int) -> None:
     import pandas as pd
 
@@ -56,17 +70,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "time_budget_s": args.time_budget_s}
     try:
         spec = load_spec(args.file, overrides)
+        _check_fresh(spec.directory)
     except SpecError as e:
         return _fail(str(e))
-    if (spec.directory / "trials.parquet").exists():
-        return _fail(f"experiment directory {spec.directory} already holds results; pass another "
-                     "--name (or --storage), or remove that directory.")
     from cluster.runner import run_experiment
 
     data = getattr(spec.settings, "data", None)
     on_data = f" on {data.name}" if data else ""
     print(f"hpnas: {spec.name}: {spec.trainable}{on_data}, searcher {spec.searcher}, "
-          f"scheduler {spec.scheduler}, {spec.samples or 'unbounded'} trials, {spec.max_concurrent_trials} at a time"
+          f"scheduler {spec.scheduler}, {spec.samples or 'unbounded'} trials, "
+          f"{spec.max_concurrent_trials} at a time"
           f"{'' if args.address else ' (embedded Ray; dashboard on 127.0.0.1)'}", flush=True)
     try:
         directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
@@ -74,8 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SpecError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        print(f"\nhpnas: interrupted; results so far are in {spec.directory}", file=sys.stderr)
-        return 130
+        return _interrupted(spec.directory)
     _print_leaderboard(directory, args.top)
     from trainables import TRAINABLE_INFO
 
@@ -133,9 +145,7 @@ def cmd_darts(args: argparse.Namespace) -> int:
             raise SpecError(f"`trainable` is {spec.trainable!r}, but `hpnas darts` runs 'darts'; "
                             "use `hpnas run` for other trainables.")
         for directory in (spec.directory, spec.directory.with_name(f"{spec.name}-cells")):
-            if (directory / "trials.parquet").exists():
-                raise SpecError(f"experiment directory {directory} already holds results; pass "
-                                "another --name (or --storage), or remove that directory.")
+            _check_fresh(directory)
     except SpecError as e:
         return _fail(str(e))
     from cluster.runner import run_experiment
@@ -184,8 +194,7 @@ def cmd_darts(args: argparse.Namespace) -> int:
     except SpecError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        print(f"\nhpnas: interrupted; results so far are in {spec.directory}", file=sys.stderr)
-        return 130
+        return _interrupted(spec.directory)
     _print_leaderboard(cell_dir, len(cells))
     return 0
 
