@@ -4,8 +4,8 @@ Corpus: the NLTK corpora (brown, abc, genesis, inaugural, movie_reviews, state_u
 treebank), the Gutenberg texts, the King James Bible and the ``text`` folder, tokenized once by
 ``trainables.text`` (nltk ``word_tokenize``, lower-cased) and given to both. Settings, both: skip-
 gram, 100 dimensions, window 5, 5 negatives, min count 5, subsampling 1e-3, lr 0.025, 5 epochs.
-gensim (a benchmark-only dependency: ``pip install gensim``) uses 2 worker threads, ours 2 torch
-threads on the CPU. Speed is corpus tokens x epochs / training seconds for both (tokenizing and
+gensim (a benchmark-only dependency: ``pip install gensim``) uses 2 worker threads, ours 2 Hogwild
+worker threads (``workers=2``) on the CPU. Speed is corpus tokens x epochs / training seconds for both (tokenizing and
 vocabulary building excluded). Quality, both with our evaluators: WordSim-353 Spearman rho and
 Google analogy accuracy (3CosAdd over the 30,000 most frequent words).
 
@@ -69,7 +69,7 @@ def main() -> None:
     g_vectors = WordVectors(list(model.wv.index_to_key), model.wv.vectors)
     g_ws, g_an = quality(g_vectors)
 
-    settings = Word2VecSettings(corpus=corpus, epochs=args.epochs)
+    settings = Word2VecSettings(corpus=corpus, epochs=args.epochs, workers=2)
     rate = lambda s: tokens * args.epochs / s  # noqa: E731
     rows = []
     for batch in args.batch_sizes:

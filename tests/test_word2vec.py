@@ -32,9 +32,10 @@ def planted_sentences(n: int = 3000, seed: int = 0) -> list[list[str]]:
     return sentences
 
 
-def _run(tmp_path, **config) -> Word2VecRun:
+def _run(tmp_path, workers=1, **config) -> Word2VecRun:
     settings = Word2VecSettings(corpus=CorpusSettings(files=[str(tmp_path)],
-                                                      heldout_fraction=0.05), epochs=3)
+                                                      heldout_fraction=0.05), epochs=3,
+                                workers=workers)
     return Word2VecRun({"dim": 16, "window": 3, "min_count": 1, "subsample": 0,
                         "batch_size": 256, **config}, settings, torch.device("cpu"),
                        sentences=planted_sentences())
@@ -51,8 +52,12 @@ def test_pairs_respect_window_and_sentences():
     assert len(full_c) == 10  # window 1: both directions of 5 neighbours
 
 
-def test_loss_decreases_stays_positive_and_recovers_clusters(tmp_path):
-    run = _run(tmp_path)
+# Hogwild threads need batches that rarely share a row: with this 17-word vocabulary that means
+# small batches (two concurrent batches of 256 pairs update every row at once, doubling the step).
+@pytest.mark.parametrize("workers, batch_size", [(1, 256), (2, 32)])
+def test_loss_decreases_stays_positive_and_recovers_clusters(tmp_path, workers, batch_size):
+    run = _run(tmp_path, workers=workers, batch_size=batch_size)
+    assert run.workers == workers
     before = run.heldout_loss()
     losses = [run.train_epoch() for _ in range(3)]
     after = run.heldout_loss()
@@ -63,6 +68,15 @@ def test_loss_decreases_stays_positive_and_recovers_clusters(tmp_path):
         for w in words:
             neighbours = [n for n, _ in vectors.k_most_similar(w, 4)]
             assert set(neighbours) <= set(words), (w, neighbours)
+
+
+def test_one_worker_is_reproducible_and_workers_must_be_positive(tmp_path):
+    a, b = _run(tmp_path), _run(tmp_path)
+    a.train_epoch()
+    b.train_epoch()
+    assert torch.equal(a.model.inp.weight, b.model.inp.weight)
+    with pytest.raises(ValueError, match="workers"):
+        Word2VecSettings(workers=0)
 
 
 def test_full_softmax_mode_learns_too(tmp_path):
