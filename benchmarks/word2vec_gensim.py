@@ -5,9 +5,9 @@ treebank), the Gutenberg texts, the King James Bible and the ``text`` folder, to
 ``trainables.text`` (nltk ``word_tokenize``, lower-cased) and given to both. Settings, both: skip-
 gram, 100 dimensions, window 5, 5 negatives, min count 5, subsampling 1e-3, lr 0.025, 5 epochs.
 gensim (a benchmark-only dependency: ``pip install gensim``) uses 2 worker threads, ours 2 Hogwild
-worker threads (``workers=2``) on the CPU. Speed is corpus tokens x epochs / training seconds for both (tokenizing and
-vocabulary building excluded). Quality, both with our evaluators: WordSim-353 Spearman rho and
-Google analogy accuracy (3CosAdd over the 30,000 most frequent words).
+worker threads (``workers=2``) on the CPU. Speed is corpus tokens x epochs / training seconds
+for both (tokenizing and vocabulary building excluded). Quality, both with our evaluators:
+WordSim-353 Spearman rho and Google analogy accuracy (3CosAdd over the 30,000 most frequent words).
 
     .venv/bin/pip install gensim && .venv/bin/python benchmarks/word2vec_gensim.py
 """
