@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -61,29 +62,44 @@ def _print_leaderboard(directory: Path, top: int) -> None:
     print(f"\nParquet: {directory / 'trials.parquet'}, {directory / 'iterations.parquet'}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from cluster.spec import SpecError, load_spec
+def _load(args: argparse.Namespace, *, check_data: bool = True) -> Any:
+    """The experiment file with the command line's overrides (``SpecError`` if bad)."""
+    from cluster.spec import load_spec
 
     overrides = {"storage": args.storage, "name": args.name, "samples": args.samples,
                  "searcher": args.searcher, "scheduler": args.scheduler, "seed": args.seed,
                  "max_concurrent_trials": args.max_concurrent_trials,
                  "time_budget_s": args.time_budget_s}
+    return load_spec(args.file, overrides, check_data=check_data, cpu_only=args.cpu_only)
+
+
+def _describe(spec: Any) -> str:
+    data = getattr(spec.settings, "data", None)
+    on_data = f" on {data.name}" if data else ""
+    gpus = f", {spec.resources.gpus:g} GPU per trial" if spec.resources.gpus else ""
+    return (f"{spec.name}: {spec.trainable}{on_data}, searcher {spec.searcher}, scheduler "
+            f"{spec.scheduler}, {spec.samples or 'unbounded'} trials, "
+            f"{spec.max_concurrent_trials} at a time{gpus}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cluster.spec import SpecError
+
     try:
-        spec = load_spec(args.file, overrides)
+        spec = _load(args)
         _check_fresh(spec.directory)
     except SpecError as e:
         return _fail(str(e))
     from cluster.runner import run_experiment
 
-    data = getattr(spec.settings, "data", None)
-    on_data = f" on {data.name}" if data else ""
-    print(f"hpnas: {spec.name}: {spec.trainable}{on_data}, searcher {spec.searcher}, "
-          f"scheduler {spec.scheduler}, {spec.samples or 'unbounded'} trials, "
-          f"{spec.max_concurrent_trials} at a time"
-          f"{'' if args.address else ' (embedded Ray; dashboard on 127.0.0.1)'}", flush=True)
+    joined = args.address or os.environ.get("RAY_ADDRESS")
+    print(f"hpnas: {_describe(spec)}"
+          f"{f' (Ray cluster {joined})' if joined else ' (embedded Ray; dashboard on 127.0.0.1)'}",
+          flush=True)
     try:
         directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
-                                   progress_interval_s=args.progress_interval)
+                                   progress_interval_s=args.progress_interval,
+                                   resource_check=not args.skip_resource_check)
     except SpecError as e:
         return _fail(str(e))
     except KeyboardInterrupt:
@@ -199,6 +215,117 @@ def cmd_darts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from cluster.jobs import submit_experiment
+    from cluster.spec import SpecError
+
+    try:
+        # The data is checked on the cluster, where the job runs; the file is checked here.
+        spec = _load(args, check_data=False)
+        job_id, address = submit_experiment(
+            spec, args.address, upload=not args.no_upload,
+            extra_args=["--skip-resource-check"] if args.skip_resource_check else [])
+    except SpecError as e:
+        return _fail(str(e))
+    at = f" --address {address}"
+    print(f"hpnas: submitted {_describe(spec)}\n"
+          f"job id: {job_id}\n"
+          f"results (on the cluster): {spec.directory}\n"
+          f"next:\n"
+          f"  hpnas status {job_id}{at}\n"
+          f"  hpnas logs {job_id}{at} --follow\n"
+          f"  hpnas stop {job_id}{at}\n"
+          f"  hpnas results {spec.directory}        # where that path is visible\n"
+          f"  dashboard: {address}/#/jobs/{job_id}", flush=True)
+    if args.wait:
+        return _follow(args.address, job_id)
+    return 0
+
+
+def _client(address: str | None) -> Any:
+    from cluster.jobs import job_client
+
+    return job_client(address)
+
+
+def _follow(address: str | None, job_id: str) -> int:
+    """Stream the job's logs until it ends; 0 if it succeeded."""
+    import asyncio
+
+    from cluster.spec import SpecError
+
+    try:
+        client = _client(address)
+
+        async def tail() -> None:
+            async for lines in client.tail_job_logs(job_id):
+                print(lines, end="", flush=True)
+
+        asyncio.run(tail())
+        status = client.get_job_status(job_id)
+    except SpecError as e:
+        return _fail(str(e))
+    except RuntimeError as e:
+        return _fail(f"job {job_id}: {e}")
+    print(f"hpnas: job {job_id} {status.value}")
+    return 0 if status.value == "SUCCEEDED" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cluster.spec import SpecError
+
+    try:
+        client = _client(args.address)
+        if args.job is None:
+            jobs = sorted(client.list_jobs(), key=lambda j: j.start_time or 0)
+            rows = [j for j in jobs if (j.metadata or {}).get("hpnas_experiment")]
+            if not rows:
+                print("no hpnas jobs on this cluster")
+            for j in rows:
+                print(f"{j.submission_id}  {j.status.value:<9}  "
+                      f"{j.metadata['hpnas_experiment']}  {j.metadata.get('hpnas_directory', '')}")
+            return 0
+        info = client.get_job_info(args.job)
+    except SpecError as e:
+        return _fail(str(e))
+    except RuntimeError as e:
+        return _fail(f"job {args.job}: {e}")
+    meta = info.metadata or {}
+    print(f"job {args.job}: {info.status.value}"
+          + (f" ({info.message})" if info.message else ""))
+    if meta.get("hpnas_experiment"):
+        print(f"experiment {meta['hpnas_experiment']}, results in {meta.get('hpnas_directory')}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from cluster.spec import SpecError
+
+    if args.follow:
+        return _follow(args.address, args.job)
+    try:
+        print(_client(args.address).get_job_logs(args.job), end="")
+    except SpecError as e:
+        return _fail(str(e))
+    except RuntimeError as e:
+        return _fail(f"job {args.job}: {e}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from cluster.spec import SpecError
+
+    try:
+        stopped = _client(args.address).stop_job(args.job)
+    except SpecError as e:
+        return _fail(str(e))
+    except RuntimeError as e:
+        return _fail(f"job {args.job}: {e}")
+    print(f"job {args.job}: " + ("stop requested; its results so far stay in its experiment "
+                                 "directory" if stopped else "already ended"))
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     try:
@@ -255,22 +382,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hpnas", description="Hyperparameter and architecture search on Ray Tune.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def experiment_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", help="experiment YAML file")
+        p.add_argument("--storage", help="results root directory (overrides `storage`)")
+        p.add_argument("--name", help="experiment name (overrides `name`)")
+        p.add_argument("--samples", type=int, help="number of trials (overrides `samples`)")
+        p.add_argument("--searcher", help="searcher name (overrides `searcher`)")
+        p.add_argument("--scheduler", help="scheduler name (overrides `scheduler`)")
+        p.add_argument("--seed", type=int, help="seed (overrides `seed`)")
+        p.add_argument("--max-concurrent-trials", type=int, dest="max_concurrent_trials")
+        p.add_argument("--time-budget-s", type=float, dest="time_budget_s")
+        p.add_argument("--cpu-only", action="store_true",
+                       help="run every trial on CPUs (resources.gpus: 0) whatever the file asks")
+        p.add_argument("--skip-resource-check", action="store_true",
+                       help="launch even if no node can hold a trial yet (autoscaling clusters)")
+
     run = sub.add_parser(
         "run", help="run an experiment file",
         description="Run an experiment on an embedded local Ray (or --address to join a "
                     "cluster), then print the leaderboard.",
         epilog="example: hpnas run examples/fashion_mnist_cnn.yaml --samples 8 --name try1")
-    run.add_argument("file", help="experiment YAML file")
-    run.add_argument("--storage", help="results root directory (overrides `storage`)")
-    run.add_argument("--name", help="experiment name (overrides `name`)")
-    run.add_argument("--samples", type=int, help="number of trials (overrides `samples`)")
-    run.add_argument("--searcher", help="searcher name (overrides `searcher`)")
-    run.add_argument("--scheduler", help="scheduler name (overrides `scheduler`)")
-    run.add_argument("--seed", type=int, help="seed (overrides `seed`)")
-    run.add_argument("--max-concurrent-trials", type=int, dest="max_concurrent_trials")
-    run.add_argument("--time-budget-s", type=float, dest="time_budget_s")
-    run.add_argument("--address", help="Ray cluster address to join (default: $RAY_ADDRESS, "
-                                       "else an embedded local Ray)")
+    experiment_flags(run)
+    run.add_argument("--address", help="Ray cluster address to join, HOST:6379 (default: "
+                                       "$RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--no-dashboard", action="store_true",
                      help="do not start the Ray dashboard with the embedded Ray")
     run.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
@@ -297,6 +431,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train each derived cell with the cell_cnn trainable this many "
                             "epochs (0: table lookup only)")
     darts.set_defaults(func=cmd_darts)
+
+    submit = sub.add_parser(
+        "submit", help="submit an experiment to a Ray cluster as a Ray job",
+        description="Validate the experiment file here, then run it on the cluster as a Ray job "
+                    "(Job Submission SDK; the project's packages travel in its runtime "
+                    "environment). Prints the job id and the commands to follow it.",
+        epilog="example: hpnas submit examples/nb201_evolution.yaml --address "
+               "http://HEAD:8265 --storage /mnt/shared/hpnas")
+    experiment_flags(submit)
+    submit.add_argument("--address", help="the head's dashboard address, http://HEAD:8265 "
+                                          "(default: $RAY_ADDRESS)")
+    submit.add_argument("--no-upload", action="store_true",
+                        help="use the hpnas installed on the cluster instead of uploading it")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job's logs until it ends; exit 0 if it succeeded")
+    submit.set_defaults(func=cmd_submit)
+
+    for name, func, text in (("status", cmd_status, "a job's status (no JOB: every hpnas job)"),
+                             ("logs", cmd_logs, "a job's driver output"),
+                             ("stop", cmd_stop, "stop a running job")):
+        p = sub.add_parser(name, help=text, description=text,
+                           epilog=f"example: hpnas {name} raysubmit_XXXX --address "
+                                  "http://HEAD:8265")
+        p.add_argument("job", nargs="?" if name == "status" else None,
+                       help="job id (as `hpnas submit` printed it)")
+        p.add_argument("--address", help="the head's dashboard address, http://HEAD:8265 "
+                                         "(default: $RAY_ADDRESS)")
+        if name == "logs":
+            p.add_argument("--follow", action="store_true", help="stream until the job ends")
+        p.set_defaults(func=func)
 
     results = sub.add_parser("results", help="print an experiment's leaderboard",
                              epilog="example: hpnas results results/fmnist-cnn --top 5")

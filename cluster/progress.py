@@ -10,10 +10,73 @@ from ray.tune import Callback
 
 from search.adapter import Status, classify, finite_metric
 
-__all__ = ["ProgressPrinter"]
+__all__ = ["ProgressPrinter", "TrialTally"]
 
 
-class ProgressPrinter(Callback):
+class TrialTally(Callback):
+    """Counts trials as they move (running, and complete/pruned/failed as the searchers classify
+    them), the best metric value so far and each ended trial's seconds; ``changed`` is called
+    after every update, with ``ended`` true when a trial has just ended."""
+
+    def __init__(self, *, metric: str, mode: str, max_epochs: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.metric = metric
+        self.mode = mode
+        self.max_epochs = max_epochs
+        self.clock = clock
+        self.start = clock()
+        self.running: set[str] = set()
+        self.outcomes: dict[str, Status] = {}
+        self.best: tuple[float, str] | None = None
+        self.seconds: dict[str, float] = {}
+
+    def changed(self, ended: bool) -> None:
+        """Hook for subclasses."""
+
+    def counts(self) -> dict[Status, int]:
+        return {s: sum(1 for o in self.outcomes.values() if o is s) for s in Status}
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best[0] if self.mode == "max" else value < self.best[0]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        self.changed(ended=False)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        value = finite_metric(result, self.metric)
+        if value is not None and self._better(value):
+            self.best = (value, trial.trial_id)
+        self.changed(ended=False)
+
+    def _end(self, trial: Any, error: bool) -> None:
+        self.running.discard(trial.trial_id)
+        self.outcomes[trial.trial_id] = classify(
+            trial.last_result, error=error, metric=self.metric, max_epochs=self.max_epochs)
+        seconds = (trial.last_result or {}).get("time_total_s")
+        if isinstance(seconds, (int, float)):
+            self.seconds[trial.trial_id] = float(seconds)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, error=False)
+        self.changed(ended=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, error=True)
+        self.changed(ended=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:  # those stopped by the time budget get no on_trial_complete
+            if trial.trial_id in self.running:
+                self._end(trial, error=trial.status == "ERROR")
+        self.changed(ended=True)
+
+
+class ProgressPrinter(TrialTally):
     """Prints ``running/finished/pruned/failed, best so far, elapsed`` as trials move.
 
     A line is printed when a trial ends and at most every ``interval_s`` seconds otherwise.
@@ -22,25 +85,13 @@ class ProgressPrinter(Callback):
     def __init__(self, *, metric: str, mode: str, max_epochs: int, interval_s: float = 15.0,
                  stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
                  ) -> None:
-        self.metric = metric
-        self.mode = mode
-        self.max_epochs = max_epochs
+        super().__init__(metric=metric, mode=mode, max_epochs=max_epochs, clock=clock)
         self.interval_s = interval_s
         self.stream = stream
-        self.clock = clock
-        self.start = clock()
         self.last = -float("inf")
-        self.running: set[str] = set()
-        self.outcomes: dict[str, Status] = {}
-        self.best: tuple[float, str] | None = None
-
-    def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value > self.best[0] if self.mode == "max" else value < self.best[0]
 
     def line(self) -> str:
-        counts = {s: sum(1 for o in self.outcomes.values() if o is s) for s in Status}
+        counts = self.counts()
         elapsed = int(self.clock() - self.start)
         best = (f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})" if self.best
                 else f"best {self.metric} -")
@@ -48,40 +99,8 @@ class ProgressPrinter(Callback):
                 f"running {len(self.running)} | finished {counts[Status.COMPLETE]} | "
                 f"pruned {counts[Status.PRUNED]} | failed {counts[Status.FAILED]} | {best}")
 
-    def _print(self, force: bool = False) -> None:
+    def changed(self, ended: bool) -> None:
         now = self.clock()
-        if force or now - self.last >= self.interval_s:
+        if ended or now - self.last >= self.interval_s:
             print(self.line(), file=self.stream or sys.stdout, flush=True)
             self.last = now
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
-                        **info: Any) -> None:
-        self.running.add(trial.trial_id)
-        value = finite_metric(result, self.metric)
-        if value is not None and self._better(value):
-            self.best = (value, trial.trial_id)
-        self._print()
-
-    def _end(self, trial: Any, error: bool) -> None:
-        self.running.discard(trial.trial_id)
-        self.outcomes[trial.trial_id] = classify(
-            trial.last_result, error=error, metric=self.metric, max_epochs=self.max_epochs)
-        self._print(force=True)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._end(trial, error=False)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._end(trial, error=True)
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        for trial in trials:  # those stopped by the time budget get no on_trial_complete
-            if trial.trial_id in self.running:
-                self.running.discard(trial.trial_id)
-                self.outcomes[trial.trial_id] = classify(
-                    trial.last_result, error=trial.status == "ERROR", metric=self.metric,
-                    max_epochs=self.max_epochs)
-        self._print(force=True)

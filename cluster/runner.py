@@ -5,25 +5,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
 
+from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
 from search.results import ResultsWriter
 from trainables import TRAINABLE_INFO
 
-__all__ = ["connect", "run_experiment"]
+__all__ = ["TUNE_ENV", "connect", "run_experiment"]
 
 logger = logging.getLogger(__name__)
 
 # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate our Parquet;
 # trials must not chdir, so relative paths in settings keep their meaning.
 # The experiment-state snapshot warning fires whenever trials checkpoint often (every epoch here).
-_TUNE_ENV = {
+TUNE_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0 the old engine prints nothing; ours is the table
     "RAY_CHDIR_TO_TRIAL_DIR": "0",
@@ -41,7 +44,10 @@ def connect(address: str | None = None, *, dashboard: bool = True,
     we started it here."""
     import ray
 
-    os.environ.update(_TUNE_ENV)
+    # A submitted job's driver already has these from the job's runtime environment, which Ray
+    # refuses to merge with a second one naming the same variables.
+    in_job = all(os.environ.get(k) == v for k, v in TUNE_ENV.items())
+    os.environ.update(TUNE_ENV)
     # ResultGrid looks for Tune's own per-trial logs, which we turn off: Parquet replaces them.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -49,8 +55,12 @@ def connect(address: str | None = None, *, dashboard: bool = True,
         yield ray
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address and address != "auto":
+        probe_address(address)
     if address:
-        kwargs.update(address=address, runtime_env={"env_vars": dict(_TUNE_ENV)})
+        kwargs["address"] = address
+        if not in_job:
+            kwargs["runtime_env"] = {"env_vars": dict(TUNE_ENV)}
     else:
         kwargs.update(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1",
                       num_cpus=num_cpus)
@@ -64,14 +74,35 @@ def connect(address: str | None = None, *, dashboard: bool = True,
         ray.shutdown()
 
 
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """``SpecError`` unless something listens at ``address`` (HOST:PORT or ray://HOST:PORT):
+    ``ray.init`` would otherwise retry an unreachable address for minutes."""
+    if address.startswith(("http://", "https://")):
+        raise SpecError(f"--address is {address!r}, the dashboard's HTTP address; `hpnas run` "
+                        "joins the cluster at HEAD:6379 (the GCS), and `hpnas submit` takes "
+                        "http://HEAD:8265.")
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SpecError(f"--address is {address!r}, but must be HOST:PORT (e.g. 10.0.0.1:6379) "
+                        "or ray://HOST:10001.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise SpecError(f"cannot reach a Ray cluster at {address} ({e.strerror or e}); check "
+                        "the head's address and port (6379 by default) and that it is up.") from None
+
+
 def save_spec(spec: ExperimentSpec, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SPEC_FILE).write_text(yaml.safe_dump(spec.raw, sort_keys=False))
 
 
 def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
-                quiet: bool = False, trainable_fn: Callable[..., None] | None = None) -> Any:
-    """The ``ray.tune.Tuner`` for ``spec`` (Ray must be initialised).
+                quiet: bool = False, trainable_fn: Callable[..., None] | None = None,
+                metrics: bool = True) -> Any:
+    """The ``ray.tune.Tuner`` for ``spec`` (Ray must be initialised); ``metrics`` exports the
+    ``hpnas_*`` metrics (:mod:`cluster.metrics`).
 
     ``trainable_fn`` replaces the registered trainable (benchmarks and tests use it); it is
     called as ``fn(config, settings=...)`` like every registered one.
@@ -88,6 +119,9 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
                       max_epochs=spec.max_epochs, searcher=spec.searcher,
                       param_names=spec.space.names)
     ]
+    if metrics:
+        callbacks.append(MetricsExporter(experiment=spec.name, metric=spec.metric,
+                                         mode=spec.mode, max_epochs=spec.max_epochs))
     if not quiet:
         callbacks.append(ProgressPrinter(metric=spec.metric, mode=spec.mode,
                                          max_epochs=spec.max_epochs,
@@ -115,10 +149,17 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
 
 def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboard: bool = True,
                    progress_interval_s: float = 15.0, quiet: bool = False,
-                   trainable_fn: Callable[..., None] | None = None) -> Path:
-    """Run ``spec`` to the end; returns the experiment directory (with its Parquet files)."""
+                   trainable_fn: Callable[..., None] | None = None,
+                   resource_check: bool = True) -> Path:
+    """Run ``spec`` to the end; returns the experiment directory (with its Parquet files).
+    ``resource_check``: fail before launch when no node could hold a trial (turn it off on an
+    autoscaling cluster whose GPU nodes do not exist yet)."""
     with connect(address, dashboard=dashboard) as ray:
-        _check_resources(spec, ray)
+        if resource_check:
+            check_resources(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+        warning = storage_warning(spec.storage, _node_ips(ray))
+        if warning:
+            print(f"hpnas: warning: {warning}", file=sys.stderr, flush=True)
         save_spec(spec, spec.directory)
         tuner = build_tuner(spec, progress_interval_s=progress_interval_s, quiet=quiet,
                             trainable_fn=trainable_fn)
@@ -126,16 +167,71 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
     return spec.directory
 
 
-def _check_resources(spec: ExperimentSpec, ray: Any) -> None:
-    """Fail before launch when no node could ever hold one trial."""
-    total = ray.cluster_resources()
-    if spec.resources.gpus > 0 and total.get("GPU", 0) < min(1.0, spec.resources.gpus):
+# Filesystems every node of a cluster can mount (network and cluster filesystems, FUSE mounts of
+# object stores); anything else (ext4, xfs, tmpfs, overlay, ...) is taken as node-local.
+_SHARED_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
+              "glusterfs", "fuse.glusterfs", "afs", "9p", "virtiofs", "wekafs", "fuse")
+
+
+def filesystem_type(path: str, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (by the longest mount point in
+    ``/proc/mounts``), or None where that is unknown."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    best, fstype = "", None
+    target = os.path.abspath(path)
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, fstype = point, parts[2]
+    return fstype
+
+
+def storage_warning(storage: str, node_ips: set[str], mounts: str | None = None) -> str | None:
+    """What to tell a user whose multi-machine run writes to a node-local path (else None)."""
+    if len(node_ips) <= 1 or "://" in storage:
+        return None
+    fstype = filesystem_type(storage, mounts)
+    if fstype is None or fstype.split(".")[0] in _SHARED_FS or fstype in _SHARED_FS:
+        return None
+    return (f"`storage` {storage} is on a node-local filesystem ({fstype}), but the cluster spans "
+            f"{len(node_ips)} machines: trials on the other machines write their checkpoints "
+            "to their own disks, where resuming, the schedulers and `hpnas evaluate` cannot "
+            "find them. Give a path on a filesystem every node mounts (NFS, Lustre, ...).")
+
+
+def _node_ips(ray: Any) -> set[str]:
+    return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+
+
+def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None:
+    """``SpecError`` when no node (its resources in ``nodes``) could ever hold one trial: a
+    trial's CPUs and GPUs must all come from one node."""
+    cpus, gpus = spec.resources.cpus, spec.resources.gpus
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    if gpus > most_gpus:
         raise SpecError(
-            f"`resources.gpus` is {spec.resources.gpus}, but the Ray cluster has "
-            f"{total.get('GPU', 0):g} GPUs; set `resources.gpus: 0` to run on CPUs."
-        )
-    if spec.resources.cpus > total.get("CPU", 0):
+            f"`resources.gpus` is {gpus:g} per trial, but no node of the Ray cluster has that "
+            f"many (at most {most_gpus:g}, {sum(n.get('GPU', 0) for n in nodes):g} in all); "
+            "ask for at most that many, pass --cpu-only (or set `resources.gpus: 0`) to run on "
+            "CPUs, or --skip-resource-check if the cluster autoscales.")
+    if cpus > most_cpus:
         raise SpecError(
-            f"`resources.cpus` is {spec.resources.cpus:g}, but the Ray cluster has "
-            f"{total.get('CPU', 0):g} CPUs; ask for at most that many per trial."
-        )
+            f"`resources.cpus` is {cpus:g} per trial, but no node of the Ray cluster has that "
+            f"many (at most {most_cpus:g}); ask for at most that many per trial, or pass "
+            "--skip-resource-check if the cluster autoscales.")
+    shapes = ", ".join(sorted({f"{n.get('CPU', 0):g} CPUs + {n.get('GPU', 0):g} GPUs"
+                               for n in nodes}))
+    raise SpecError(
+        f"a trial needs {cpus:g} CPUs and {gpus:g} GPUs on one node, but no node of the Ray "
+        f"cluster has both (nodes: {shapes}); lower `resources.cpus` or `resources.gpus`.")

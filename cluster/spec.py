@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,16 +272,33 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     return dataclasses.replace(spec, raw=raw)
 
 
+ENV_PREFIX = "env:"  # `env:NAME`: the experiment's YAML text is in $NAME (submitted jobs)
+
+
 def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` of ``path`` with a one-line error for a missing or malformed file."""
+    """``yaml.safe_load`` of ``path`` with a one-line error for a missing or malformed file.
+    ``env:NAME`` (when no such file exists) reads the YAML text from the variable ``NAME``."""
+    name = str(path)
     path = Path(path)
+    if not path.is_file() and name.startswith(ENV_PREFIX):
+        text = os.environ.get(name[len(ENV_PREFIX):])
+        if text is None:
+            raise SpecError(f"experiment {name!r}: the variable {name[len(ENV_PREFIX):]} is not "
+                            "set.")
+        return _parse_yaml(text, name)
     if not path.is_file():
         raise SpecError(f"experiment file {str(path)!r} does not exist; pass the path of a YAML "
                         "file (see examples/).")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"experiment file {str(path)!r} cannot be read: {e}.") from None
+    return _parse_yaml(text, str(path))
+
+
+def _parse_yaml(text: str, path: str) -> Any:
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -289,13 +307,17 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
-              check_data: bool = True) -> ExperimentSpec:
-    """Read, override (CLI flags; ``None`` values are ignored) and validate an experiment file."""
+              check_data: bool = True, cpu_only: bool = False) -> ExperimentSpec:
+    """Read, override (CLI flags; ``None`` values are ignored) and validate an experiment file;
+    ``cpu_only`` sets ``resources.gpus`` to 0."""
     data = read_yaml(path)
     if data is None:
         data = {}
     if isinstance(data, Mapping):
         data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        resources = data.get("resources") or {}
+        if cpu_only and isinstance(resources, Mapping):
+            data["resources"] = {**resources, "gpus": 0}
         # No name: a new directory per run, named after the file and the time.
         data.setdefault("name", f"{Path(path).stem}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     return spec_from_mapping(data, source=str(path), check_data=check_data)

@@ -1,0 +1,121 @@
+"""Experiments as Ray jobs: submit through Ray's Job Submission SDK, then status, logs, stop.
+
+A submitted job runs ``python -m cluster.cli run env:HPNAS_EXPERIMENT`` on the cluster's head node as
+the job's driver. Its runtime environment carries the project: the four packages (``spaces``,
+``search``, ``trainables``, ``cluster``) as ``py_modules`` and the validated experiment file
+in a variable, so nothing else on the submitting machine is uploaded. The
+cluster's Python needs the project's dependencies (torch, Ray, Optuna, ...) installed, as the
+cluster configs in ``cluster/`` do; ``--no-upload`` uses an ``hpnas`` installed on the cluster
+instead of uploading the packages.
+
+Authentication works as Ray's own CLI does: token auth is on by default in Ray 2.60 and the
+token is read from ``$RAY_AUTH_TOKEN``, else the file ``$RAY_AUTH_TOKEN_PATH``, else
+``~/.ray/auth_token`` (``ray get-auth-token`` on the head prints it); ``RAY_AUTH_MODE=disabled``
+sends none.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cluster.spec import ENV_PREFIX, ExperimentSpec, SpecError
+
+__all__ = ["PACKAGES", "auth_headers", "job_client", "submit_experiment"]
+
+PACKAGES = ("spaces", "search", "trainables", "cluster")
+EXPERIMENT_VAR = "HPNAS_EXPERIMENT"
+_PROBE_TIMEOUT_S = 10.0
+
+
+def read_token() -> str | None:
+    """The Ray auth token, looked up as Ray's CLI does; None when there is none."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return None
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    if token:
+        return token.strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def auth_headers() -> dict[str, str]:
+    token = read_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def job_address(address: str | None) -> str:
+    """The job server's HTTP address from ``--address`` or ``$RAY_ADDRESS``."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise SpecError("no cluster address: pass --address http://HEAD:8265 (the dashboard's "
+                        "address) or set RAY_ADDRESS.")
+    if "://" not in address:
+        address = f"http://{address}"
+    if not address.startswith(("http://", "https://")):
+        raise SpecError(f"--address is {address!r}, but job commands talk to the dashboard's HTTP "
+                        "address: pass http://HEAD:8265.")
+    return address.rstrip("/")
+
+
+def job_client(address: str | None) -> Any:
+    """A ``JobSubmissionClient`` for ``address``, checked to answer within a few seconds (the
+    SDK itself would wait on an unreachable host for minutes)."""
+    import requests
+    from ray.job_submission import JobSubmissionClient
+
+    address = job_address(address)
+    headers = auth_headers()
+    try:
+        r = requests.get(f"{address}/api/version", headers=headers, timeout=_PROBE_TIMEOUT_S)
+    except requests.exceptions.RequestException as e:
+        raise SpecError(f"cannot reach the Ray job server at {address} ({type(e).__name__}); "
+                        "check the address (the head's dashboard, port 8265 by default) and "
+                        "that the cluster is up.") from None
+    if r.status_code in (401, 403):
+        raise SpecError(f"the Ray cluster at {address} refused the request ({r.status_code}): it "
+                        "uses token auth; set RAY_AUTH_TOKEN (or put the token in "
+                        "~/.ray/auth_token; `ray get-auth-token` on the head prints it).")
+    if r.status_code != 200:
+        raise SpecError(f"{address} is not a Ray job server (GET /api/version answered "
+                        f"{r.status_code}); pass the head's dashboard address.")
+    return JobSubmissionClient(address, headers=headers)
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def runtime_env(spec: ExperimentSpec, *, upload: bool = True) -> dict[str, Any]:
+    """The job's runtime environment: the packages as ``py_modules`` and the validated
+    experiment in ``$HPNAS_EXPERIMENT``. No ``working_dir``: Ray re-creates a job's working
+    directory when its trial workers set the same environment up, pulling it from under the
+    running driver (its ``os.getcwd()`` then fails)."""
+    from cluster.runner import TUNE_ENV
+
+    env: dict[str, Any] = {"env_vars": {**TUNE_ENV, EXPERIMENT_VAR: yaml.safe_dump(
+        spec.raw, sort_keys=False)}}
+    if upload:
+        root = _project_root()
+        env["py_modules"] = [str(root / name) for name in PACKAGES]
+    return env
+
+
+def submit_experiment(spec: ExperimentSpec, address: str | None, *, upload: bool = True,
+                      extra_args: list[str] | None = None) -> tuple[str, str]:
+    """Submit ``spec`` as a Ray job; returns (job id, job server address)."""
+    client = job_client(address)
+    entrypoint = " ".join(shlex.quote(a) for a in [
+        "python", "-m", "cluster.cli", "run", f"{ENV_PREFIX}{EXPERIMENT_VAR}", "--no-dashboard",
+        "--progress-interval", "30", *(extra_args or [])])
+    job_id = client.submit_job(
+        entrypoint=entrypoint, runtime_env=runtime_env(spec, upload=upload),
+        metadata={"hpnas_experiment": spec.name, "hpnas_directory": str(spec.directory)})
+    return job_id, client.get_address()
