@@ -7,14 +7,16 @@ Exit codes: 0 success; 1 the experiment ran but something failed at run time; 2 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -26,21 +28,22 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _check_fresh(directory: Path) -> None:
-    """``SpecError`` if ``directory`` already holds an experiment's results."""
+def _check_fresh(directory: Any) -> None:
+    """``SpecError`` if ``directory`` (a :class:`~search.storage.Location`) already holds an
+    experiment's results."""
     from cluster.spec import SpecError
 
-    if (directory / "trials.parquet").exists():
+    if (directory / "trials.parquet").is_file():
         raise SpecError(f"experiment directory {directory} already holds results; pass another "
                         "--name (or --storage), or remove that directory.")
 
 
-def _interrupted(directory: Path) -> int:
+def _interrupted(directory: Any) -> int:
     print(f"\nhpnas: interrupted; results so far are in {directory}", file=sys.stderr)
     return 130
 
 
-def _print_leaderboard(directory: Path, top: int) -> None:
+def _print_leaderboard(directory: Any, top: int) -> None:
     import pandas as pd
 
     from cluster.spec import SPEC_FILE, read_yaml
@@ -111,15 +114,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     if render is not None:
         best = _best_trial(directory, spec, None)
         if best is not None:
-            path = render(best[0], dataclasses.asdict(spec.settings), best[1]["checkpoint"],
-                          str(directory / "best_grid.png"))
-            print(f"best trial {best[1]['trial_id']}'s samples: {path}")
+            with _local_checkpoint(best[1]["checkpoint"]) as checkpoint, \
+                    tempfile.TemporaryDirectory() as tmp:
+                image = Path(tmp) / "best_grid.png"
+                render(best[0], dataclasses.asdict(spec.settings), checkpoint, str(image))
+                (directory / "best_grid.png").write_bytes(image.read_bytes())
+            print(f"best trial {best[1]['trial_id']}'s samples: {directory / 'best_grid.png'}")
     if args.evaluate:
         return _evaluate(directory, None)
     return 0
 
 
-def _best_trial(directory: Path, spec: Any, trial_id: str | None) -> tuple[dict, Any] | None:
+@contextlib.contextmanager
+def _local_checkpoint(checkpoint: str) -> Iterator[str]:
+    """A local directory holding ``checkpoint`` (downloaded when it is behind a URI)."""
+    from search.storage import Location, is_uri
+
+    if not is_uri(checkpoint):
+        yield checkpoint
+        return
+    with tempfile.TemporaryDirectory(prefix="hpnas-checkpoint-") as tmp:
+        yield str(Location(checkpoint).download(tmp))
+
+
+def _best_trial(directory: Any, spec: Any, trial_id: str | None) -> tuple[dict, Any] | None:
     """(config, row) of ``trial_id``, or of the best complete trial with a checkpoint (by its
     last metric value, the one its checkpoint holds); None if there is none."""
     from search.results import load_results
@@ -327,7 +345,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    directory = Path(args.directory)
+    from search.storage import Location
+
+    directory = Location(args.directory)
     try:
         _print_leaderboard(directory, args.top)
     except FileNotFoundError as e:
@@ -335,7 +355,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(directory: Path, trial_id: str | None) -> int:
+def _evaluate(directory: Any, trial_id: str | None) -> int:
     from cluster.spec import SPEC_FILE, SpecError, read_yaml, spec_from_mapping
     from search.results import load_results
     from trainables import TRAINABLE_INFO
@@ -354,7 +374,8 @@ def _evaluate(directory: Path, trial_id: str | None) -> int:
         return _fail(f"{directory} has no trial with a checkpoint to evaluate"
                      + (f" (trial {trial_id!r} is not there or has none)." if trial_id else "."))
     config, row = best
-    result = info.evaluate(config, dataclasses.asdict(spec.settings), row["checkpoint"])
+    with _local_checkpoint(row["checkpoint"]) as checkpoint:
+        result = info.evaluate(config, dataclasses.asdict(spec.settings), checkpoint)
     result = {"trial_id": row["trial_id"], **result, "config": config}
     (directory / "evaluation.json").write_text(json.dumps(result, indent=2))
     print(f"test evaluation of trial {row['trial_id']} (last {spec.metric} "
@@ -374,7 +395,9 @@ def _plain(value: Any) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    return _evaluate(Path(args.directory), args.trial)
+    from search.storage import Location
+
+    return _evaluate(Location(args.directory), args.trial)
 
 
 def build_parser() -> argparse.ArgumentParser:

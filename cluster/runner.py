@@ -17,6 +17,7 @@ from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
 from search.results import ResultsWriter
+from search.storage import Location
 from trainables import TRAINABLE_INFO
 
 __all__ = ["TUNE_ENV", "connect", "run_experiment"]
@@ -93,8 +94,8 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
                         "the head's address and port (6379 by default) and that it is up.") from None
 
 
-def save_spec(spec: ExperimentSpec, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+def save_spec(spec: ExperimentSpec, directory: Location) -> None:
+    directory.mkdir()
     (directory / SPEC_FILE).write_text(yaml.safe_dump(spec.raw, sort_keys=False))
 
 
@@ -150,7 +151,7 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
 def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboard: bool = True,
                    progress_interval_s: float = 15.0, quiet: bool = False,
                    trainable_fn: Callable[..., None] | None = None,
-                   resource_check: bool = True) -> Path:
+                   resource_check: bool = True) -> Location:
     """Run ``spec`` to the end; returns the experiment directory (with its Parquet files).
     ``resource_check``: fail before launch when no node could hold a trial (turn it off on an
     autoscaling cluster whose GPU nodes do not exist yet)."""

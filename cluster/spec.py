@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import yaml
 
 from search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
+from search.storage import Location, is_uri
 from spaces import SPACES, Space, closest, get_space
 from spaces.options import check_range, parse_options
 from trainables import TRAINABLE_INFO
@@ -89,8 +90,10 @@ class ExperimentSpec:
         return int(self.settings.epochs)
 
     @property
-    def directory(self) -> Path:
-        return Path(self.storage) / self.name
+    def directory(self) -> Location:
+        """``<storage>/<name>``: a local directory or a URI (``s3://...``), see
+        :mod:`search.storage`."""
+        return Location(self.storage) / self.name
 
     def make_searcher(self) -> Any:
         return make_searcher(
@@ -248,10 +251,14 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     storage = data.get("storage", "results")
     if not isinstance(storage, str) or not storage:
         raise SpecError(f"`storage` is {storage!r}, but must be a directory path or URI.")
-    if "://" in storage:
-        raise SpecError(f"`storage` is {storage!r}, but must be a filesystem path (on a cluster, a "
-                        "shared one every node sees); URIs are not supported yet.")
-    storage = str(Path(storage).expanduser().resolve())
+    if is_uri(storage):
+        try:
+            Location(storage)
+        except (ValueError, OSError, ImportError) as e:
+            raise SpecError(f"`storage` is {storage!r}, which pyarrow cannot open ({e}); give a "
+                            "path or a URI such as s3://bucket/prefix.") from None
+    else:
+        storage = str(Path(storage).expanduser().resolve())
 
     spec = ExperimentSpec(
         name=name, trainable=trainable, space=space, settings=settings, searcher=searcher,
@@ -275,25 +282,26 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
 ENV_PREFIX = "env:"  # `env:NAME`: the experiment's YAML text is in $NAME (submitted jobs)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` of ``path`` with a one-line error for a missing or malformed file.
-    ``env:NAME`` (when no such file exists) reads the YAML text from the variable ``NAME``."""
+def read_yaml(path: str | Path | Location) -> Any:
+    """``yaml.safe_load`` of ``path`` (a local path or URI) with a one-line error for a missing
+    or malformed file. ``env:NAME`` (when no such file exists) reads the YAML text from the
+    variable ``NAME``."""
     name = str(path)
-    path = Path(path)
-    if not path.is_file() and name.startswith(ENV_PREFIX):
+    if not is_uri(name) and not Path(name).is_file() and name.startswith(ENV_PREFIX):
         text = os.environ.get(name[len(ENV_PREFIX):])
         if text is None:
             raise SpecError(f"experiment {name!r}: the variable {name[len(ENV_PREFIX):]} is not "
                             "set.")
         return _parse_yaml(text, name)
-    if not path.is_file():
-        raise SpecError(f"experiment file {str(path)!r} does not exist; pass the path of a YAML "
-                        "file (see examples/).")
+    where = Location(path)
     try:
-        text = path.read_text()
+        if not where.is_file():
+            raise SpecError(f"experiment file {name!r} does not exist; pass the path of a YAML "
+                            "file (see examples/).")
+        text = where.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"experiment file {str(path)!r} cannot be read: {e}.") from None
-    return _parse_yaml(text, str(path))
+        raise SpecError(f"experiment file {name!r} cannot be read: {e}.") from None
+    return _parse_yaml(text, name)
 
 
 def _parse_yaml(text: str, path: str) -> Any:

@@ -12,7 +12,8 @@ Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``h
     ``trial_id``, ``iteration``, ``time_total_s``, ``timestamp`` and every key the trainable
     reported (for example ``val_acc``, ``val_loss``, ``train_loss``, ``epoch_s``).
 
-Both are rewritten whole, atomically (a temporary file, then ``os.replace``), whenever a trial
+Both are rewritten whole, atomically (a temporary file, then ``os.replace``; one object upload
+behind a URI, see :mod:`search.storage`), whenever a trial
 ends and at most every ``flush_every_s`` seconds while trials report, so a reader (or a crash)
 never sees a torn file. Rows are keyed by trial id (and iteration), so a resumed experiment that
 replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
@@ -22,7 +23,6 @@ replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from search.adapter import Status, classify, finite_metric
+from search.storage import Location, is_uri
 
 __all__ = [
     "ITERATIONS_FILE",
@@ -56,15 +57,20 @@ _SKIP_KEYS = set(AUTO_RESULT_KEYS) | {
 }
 
 
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """Write ``df`` to ``path`` atomically, with the schema version in the file metadata."""
+def write_parquet(df: pd.DataFrame, path: str | Path | Location) -> None:
+    """Write ``df`` to ``path`` (a local path or URI) atomically, with the schema version in
+    the file metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), b"hpnas_schema": SCHEMA_VERSION.encode()}
     )
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    Location(path).write_bytes(sink.getvalue().to_pybytes())
+
+
+def read_parquet(path: str | Path | Location) -> pd.DataFrame:
+    return pq.read_table(pa.BufferReader(Location(path).read_bytes())).to_pandas()
 
 
 def _scalar(value: Any) -> Any:
@@ -89,10 +95,13 @@ class ResultsWriter(Callback):
         flush_every_s: rewrite the files at most this often while trials only report.
     """
 
-    def __init__(self, directory: str | Path, *, metric: str, mode: str, max_epochs: int,
-                 searcher: str, param_names: tuple[str, ...] = (),
+    def __init__(self, directory: str | Path | Location, *, metric: str, mode: str,
+                 max_epochs: int, searcher: str, param_names: tuple[str, ...] = (),
                  flush_every_s: float = 10.0) -> None:
-        self.directory = Path(directory)
+        self.directory = Location(directory)
+        # Ray gives checkpoint paths without the scheme on a URI's filesystem: put it back.
+        uri = self.directory.uri
+        self._scheme = uri.split("://", 1)[0] + "://" if is_uri(uri) else ""
         self.metric = metric
         self.mode = mode
         self.max_epochs = max_epochs
@@ -112,10 +121,10 @@ class ResultsWriter(Callback):
         trials_path = self.directory / TRIALS_FILE
         iterations_path = self.directory / ITERATIONS_FILE
         if trials_path.is_file():
-            for row in pd.read_parquet(trials_path).to_dict("records"):
+            for row in read_parquet(trials_path).to_dict("records"):
                 self.trials[row["trial_id"]] = row
         if iterations_path.is_file():
-            for row in pd.read_parquet(iterations_path).to_dict("records"):
+            for row in read_parquet(iterations_path).to_dict("records"):
                 self.iterations[(row["trial_id"], int(row["iteration"]))] = row
 
     def _better(self, a: float, b: Any) -> bool:
@@ -173,8 +182,8 @@ class ResultsWriter(Callback):
             row["error"] = "the trial ended before reporting any result"
         elif status is Status.FAILED:
             row["error"] = f"metric {self.metric!r} was missing or not finite"
-        checkpoint = getattr(trial, "checkpoint", None)
-        row["checkpoint"] = getattr(checkpoint, "path", None)
+        path = getattr(getattr(trial, "checkpoint", None), "path", None)
+        row["checkpoint"] = f"{self._scheme}{path}" if path and self._scheme else path
         self._dirty = True
         self.flush()
 
@@ -196,7 +205,7 @@ class ResultsWriter(Callback):
         """Rewrite both files atomically if anything changed."""
         if not self._dirty:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir()
         write_parquet(pd.DataFrame(list(self.trials.values())), self.directory / TRIALS_FILE)
         iterations = pd.DataFrame(list(self.iterations.values()))
         if not iterations.empty:
@@ -219,9 +228,9 @@ def _error_text(trial: Any) -> str:
     return lines[-1][:1000] if lines else "the trial raised an error (see Ray's trial log)"
 
 
-def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(trials, iterations)`` DataFrames of one experiment directory."""
-    directory = Path(directory)
+def load_results(directory: str | Path | Location) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(trials, iterations)`` DataFrames of one experiment directory (a path or URI)."""
+    directory = Location(directory)
     trials_path = directory / TRIALS_FILE
     if not trials_path.is_file():
         raise FileNotFoundError(
@@ -229,9 +238,9 @@ def load_results(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "has finished yet."
         )
     iterations_path = directory / ITERATIONS_FILE
-    iterations = (pd.read_parquet(iterations_path) if iterations_path.is_file()
+    iterations = (read_parquet(iterations_path) if iterations_path.is_file()
                   else pd.DataFrame(columns=["trial_id", "iteration"]))
-    return pd.read_parquet(trials_path), iterations
+    return read_parquet(trials_path), iterations
 
 
 def leaderboard(trials: pd.DataFrame, *, metric: str, mode: str, top: int = 10) -> pd.DataFrame:

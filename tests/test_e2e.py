@@ -105,3 +105,24 @@ def test_nb201_search_through_ray(tmp_path, local_ray, searcher):
     assert iterations["arch"].str.count(r"\+").eq(2).all()
     edges = [c for c in trials.columns if c.startswith("config/edge_")]
     assert len(edges) == 6
+
+
+def test_storage_behind_a_uri_runs_and_evaluates(tmp_path, local_ray, capsys):
+    """`storage: file:///...` goes through pyarrow.fs like s3:// would: Ray's checkpoints, our
+    Parquet and experiment file, `hpnas results` and `hpnas evaluate` (which downloads the
+    checkpoint)."""
+    uri = f"file://{tmp_path}/store"
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(_experiment(tmp_path, samples=2, storage=uri,
+                                               scheduler="fifo", train={"epochs": 1,
+                                                                        "batch_size": 50})))
+    assert main(["run", str(path), "--progress-interval", "1000"]) == 0
+    trials = pd.read_parquet(tmp_path / "store" / "e2e" / "trials.parquet")
+    assert len(trials) == 2 and trials["checkpoint"].str.startswith("file:///").all()
+    assert (tmp_path / "store" / "e2e" / "hpnas.yaml").is_file()
+    capsys.readouterr()
+    assert main(["results", f"{uri}/e2e"]) == 0
+    assert "2 trials" in capsys.readouterr().out
+    assert main(["evaluate", f"{uri}/e2e"]) == 0
+    assert "test_acc" in json.loads((tmp_path / "store" / "e2e" / "evaluation.json").read_text())
+    assert main(["run", str(path)]) == 2  # the URI directory already holds results

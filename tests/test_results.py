@@ -7,6 +7,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from search import storage
+
 from search.results import (
     ITERATIONS_FILE, SCHEMA_VERSION, TRIALS_FILE, ResultsWriter, leaderboard, load_results,
 )
@@ -105,17 +107,29 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     _run_three(writer, tmp_path)
     before = (tmp_path / TRIALS_FILE).read_bytes()
 
-    def crash(table, where, *a, **k):
-        Path(where).write_bytes(b"half a file")
+    def crash(src, dst):  # the new bytes are written, then the machine dies before the rename
+        assert Path(src).read_bytes().startswith(b"PAR1")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pq, "write_table", crash)
+    monkeypatch.setattr(storage.os, "replace", crash)
     e = _trial("e", {"depth": 1, "lr": 0.5})
     with pytest.raises(OSError):
         _report(writer, e, 1, 0.2)
         writer.on_trial_complete(1, [], e)
     assert (tmp_path / TRIALS_FILE).read_bytes() == before  # the old file, whole
     assert pd.read_parquet(tmp_path / TRIALS_FILE).shape[0] == 3
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_results_behind_a_uri(tmp_path):
+    uri = f"file://{tmp_path}/store"
+    writer = _writer(uri)
+    _run_three(writer, tmp_path)
+    trials, iterations = load_results(uri)
+    assert len(trials) == 3 and len(iterations) > 0
+    assert (tmp_path / "store" / TRIALS_FILE).is_file()  # the same files, through pyarrow.fs
+    where = storage.Location(uri)
+    assert str(where / "x.yaml") == f"{uri}/x.yaml" and where.local == tmp_path / "store"
 
 
 def test_leaderboard_orders_and_drops_failed(tmp_path):

@@ -84,7 +84,7 @@ BAD = [
     ({"resources": {"cpus": 10**400}}, "int too large to convert to float"),
     ({"time_budget_s": float("nan"), "samples": None}, "`time_budget_s` is nan"),
     ({"seed": 2**70}, "`seed` is 1180591620717411303424, but must be < 2**32."),
-    ({"storage": "s3://bucket/x"}, "URIs are not supported yet"),
+    ({"storage": "nosuch://bucket/x"}, "which pyarrow cannot open"),
     ({"data": {"name": "fashion_mnist", "val_size": 1.0}}, "as a fraction must be < 1"),
     ({"space": {"name": "cifar_cnn", "overrides": {"optimizer": {"choices": "Adam"}}}},
      "`optimizer.choices` is 'Adam', but must be a list."),
