@@ -344,6 +344,30 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    from cluster.runner import resume_experiment
+    from cluster.spec import SPEC_FILE, SpecError
+    from search.storage import Location
+
+    directory = Location(args.directory)
+    if not (directory / SPEC_FILE).is_file():
+        return _fail(f"{directory} is not an hpnas experiment directory (no {SPEC_FILE}); pass "
+                     "the directory `hpnas run` printed.")
+    print(f"hpnas: resuming {directory}"
+          + (" (errored trials retried from their checkpoints)" if args.retry_errored else ""),
+          flush=True)
+    try:
+        resume_experiment(directory, address=args.address, dashboard=not args.no_dashboard,
+                          retry_errored=args.retry_errored,
+                          resource_check=not args.skip_resource_check)
+    except SpecError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _interrupted(directory)
+    _print_leaderboard(directory, args.top)
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from search.storage import Location
 
@@ -454,6 +478,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train each derived cell with the cell_cnn trainable this many "
                             "epochs (0: table lookup only)")
     darts.set_defaults(func=cmd_darts)
+
+    resume = sub.add_parser(
+        "resume", help="continue an experiment after a crash, a kill or Ctrl-C",
+        description="Continue the experiment in DIR where it stopped: finished trials are kept, "
+                    "unfinished ones resume from their last checkpoint, and the searcher "
+                    "continues with its saved state.",
+        epilog="example: hpnas resume results/fashion_mnist_cnn-20261126-185418")
+    resume.add_argument("directory", help="the experiment directory (or URI)")
+    resume.add_argument("--retry-errored", action="store_true",
+                        help="also retry trials that failed, from their last checkpoint")
+    resume.add_argument("--address", help="Ray cluster address to join (default: "
+                                          "$RAY_ADDRESS, else an embedded local Ray)")
+    resume.add_argument("--no-dashboard", action="store_true")
+    resume.add_argument("--skip-resource-check", action="store_true")
+    resume.add_argument("--top", type=int, default=10)
+    resume.set_defaults(func=cmd_resume)
 
     submit = sub.add_parser(
         "submit", help="submit an experiment to a Ray cluster as a Ray job",

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
@@ -99,6 +100,16 @@ def save_spec(spec: ExperimentSpec, directory: Location) -> None:
     (directory / SPEC_FILE).write_text(yaml.safe_dump(spec.raw, sort_keys=False))
 
 
+def _trainable(spec: ExperimentSpec, trainable_fn: Callable[..., None] | None) -> Any:
+    from ray import tune
+
+    fn = trainable_fn or TRAINABLE_INFO[spec.trainable].fn
+    return tune.with_resources(
+        tune.with_parameters(fn, settings=dataclasses.asdict(spec.settings)),
+        {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
+    )
+
+
 def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
                 quiet: bool = False, trainable_fn: Callable[..., None] | None = None,
                 metrics: bool = True) -> Any:
@@ -110,15 +121,12 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
     """
     from ray import tune
 
-    fn = trainable_fn or TRAINABLE_INFO[spec.trainable].fn
-    trainable = tune.with_resources(
-        tune.with_parameters(fn, settings=dataclasses.asdict(spec.settings)),
-        {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
-    )
+    trainable = _trainable(spec, trainable_fn)
     callbacks: list[Any] = [
         ResultsWriter(spec.directory, metric=spec.metric, mode=spec.mode,
                       max_epochs=spec.max_epochs, searcher=spec.searcher,
-                      param_names=spec.space.names)
+                      param_names=spec.space.names),
+        CheckpointJanitor(spec.directory),
     ]
     if metrics:
         callbacks.append(MetricsExporter(experiment=spec.name, metric=spec.metric,
@@ -143,7 +151,9 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
             callbacks=callbacks,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Every checkpoint is kept by Tune and deleted by CheckpointJanitor once no
+            # experiment snapshot can need it, so a crash at any moment leaves resumable trials.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         ),
     )
 
@@ -166,6 +176,36 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
                             trainable_fn=trainable_fn)
         tuner.fit()
     return spec.directory
+
+
+def resume_experiment(directory: Location, *, address: str | None = None,
+                      dashboard: bool = True, retry_errored: bool = False,
+                      trainable_fn: Callable[..., None] | None = None,
+                      resource_check: bool = True) -> Location:
+    """Continue the experiment in ``directory`` after a crash, a kill or Ctrl-C.
+
+    Tune restores its experiment state: finished trials stay finished, unfinished ones resume
+    from their last checkpoint, errored ones are retried from theirs if ``retry_errored``; the
+    searcher and scheduler come back with their saved state (Optuna's study, the evolution
+    population with ages, controller weights, RNGs), and the results writer reloads the Parquet
+    files, so every trial ends up in them once.
+    """
+    from ray import tune
+
+    from cluster.spec import SPEC_FILE, read_yaml, spec_from_mapping
+
+    spec = spec_from_mapping(read_yaml(directory / SPEC_FILE), source=str(directory / SPEC_FILE))
+    with connect(address, dashboard=dashboard) as ray:
+        if resource_check:
+            check_resources(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+        if not tune.Tuner.can_restore(str(directory)):
+            raise SpecError(f"{directory} holds no Ray Tune experiment state to resume from (the "
+                            "run never started its first trial?); start it again with `hpnas run`.")
+        tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
+                                   resume_unfinished=True, resume_errored=retry_errored,
+                                   restart_errored=False)
+        tuner.fit()
+    return directory
 
 
 # Filesystems every node of a cluster can mount (network and cluster filesystems, FUSE mounts of

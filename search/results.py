@@ -112,12 +112,14 @@ class ResultsWriter(Callback):
         self.iterations: dict[tuple[str, int], dict[str, Any]] = {}
         self._last_flush = 0.0
         self._dirty = False
+        self._reconciled = False
 
     def setup(self, **info: Any) -> None:
         """Called by Tune at the start of every ``fit``, a restored one included: start from
         the files the experiment has so far, so a resume neither loses nor repeats rows."""
         self.trials.clear()
         self.iterations.clear()
+        self._reconciled = False
         trials_path = self.directory / TRIALS_FILE
         iterations_path = self.directory / ITERATIONS_FILE
         if trials_path.is_file():
@@ -126,6 +128,29 @@ class ResultsWriter(Callback):
         if iterations_path.is_file():
             for row in read_parquet(iterations_path).to_dict("records"):
                 self.iterations[(row["trial_id"], int(row["iteration"]))] = row
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self._reconciled:
+            self._reconcile(trials)
+
+    def _reconcile(self, trials: list) -> None:
+        """Roll the files back to the restored experiment: a driver that died keeps rows of
+        trials that started after Tune's last experiment snapshot, which the restored run (and
+        its searcher, restored from the same snapshot) does not know; their budget is spent
+        again on new trials, so their rows go, and every trial stays in the files once."""
+        self._reconciled = True
+        known = {t.trial_id for t in trials}
+        orphans = {tid for tid in self.trials if tid not in known}
+        if not orphans:
+            return
+        logger.warning("resume: %d trial(s) started after the last experiment snapshot and are "
+                       "run again as new trials: %s", len(orphans), ", ".join(sorted(orphans)))
+        for tid in orphans:
+            del self.trials[tid]
+        for key in [k for k in self.iterations if k[0] in orphans]:
+            del self.iterations[key]
+        self._dirty = True
+        self.flush()
 
     def _better(self, a: float, b: Any) -> bool:
         if b is None or pd.isna(b):
@@ -194,6 +219,8 @@ class ResultsWriter(Callback):
         self._finish(trial, error=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if not self._reconciled:
+            self._reconcile(trials)
         # Trials stopped by the time budget or an interrupt get no on_trial_complete from Tune.
         for trial in trials:
             row = self.trials.get(trial.trial_id)

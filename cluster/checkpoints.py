@@ -1,0 +1,75 @@
+"""Checkpoint clean-up that a crash cannot outrun.
+
+Tune, told to keep one checkpoint per trial, deletes the old one the moment a new one registers;
+but its experiment snapshot, which ``hpnas resume`` restores from, is written a step later. A
+driver killed between the two leaves a snapshot that points at a deleted checkpoint, and that
+trial fails on resume ("does not exist on storage anymore"). So Tune keeps every checkpoint and
+this callback deletes a trial's old ones only once a snapshot written after newer ones exists:
+of the checkpoints registered before the newest snapshot, the last two stay (the one the
+snapshot names and, for a snapshot synced late, the one before), and the older ones go; the
+newest checkpoint always stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import pyarrow.fs as pafs
+from ray.tune import Callback
+
+from search.storage import Location
+
+__all__ = ["CheckpointJanitor"]
+
+logger = logging.getLogger(__name__)
+
+_SNAPSHOT_PREFIX = "experiment_state-"
+
+
+class CheckpointJanitor(Callback):
+    """Deletes checkpoints no snapshot can need any more (see the module docstring)."""
+
+    def __init__(self, directory: Location | str, *, keep_before_snapshot: int = 2) -> None:
+        self.directory = Location(directory)
+        self.keep = keep_before_snapshot
+        self.registered: dict[str, list[tuple[float, Any]]] = defaultdict(list)
+
+    def _last_snapshot(self) -> float:
+        """Modification time of the newest experiment snapshot (0 if none yet)."""
+        fs = self.directory.fs
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(self.directory.path))
+        except (FileNotFoundError, OSError):
+            return 0.0
+        times = [i.mtime.timestamp() for i in infos
+                 if i.base_name.startswith(_SNAPSHOT_PREFIX) and i.mtime is not None]
+        return max(times, default=0.0)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        self.registered[trial.trial_id].append((time.time(), checkpoint))
+        self.collect()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.collect()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.collect()
+
+    def collect(self) -> None:
+        snapshot = self._last_snapshot()
+        for entries in self.registered.values():
+            before = [e for e in entries if e[0] < snapshot]
+            stale = before[:-self.keep] if len(before) > self.keep else []
+            for entry in stale:
+                entries.remove(entry)
+                checkpoint = entry[1]
+                try:
+                    checkpoint.filesystem.delete_dir(checkpoint.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:  # never let clean-up end the experiment
+                    logger.warning("could not delete old checkpoint %s: %s", checkpoint.path, e)

@@ -1,0 +1,143 @@
+"""Crashes: SIGKILL the driver mid-search, `hpnas resume`, and every trial is in the results once,
+with the searcher continuing from its saved state."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import write_idx
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = 16
+
+
+def _hpnas(*args: str, log: Path) -> subprocess.Popen:
+    """``hpnas`` in its own process group, so everything it starts can be stopped by pgid.
+    Tune snapshots the experiment every second (instead of about every 10 s), so a short test
+    search has snapshots to resume from."""
+    return subprocess.Popen([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _searcher_state(directory: Path, missing_ok: bool = False) -> dict:
+    """The searcher state Tune saved last in the experiment directory (one file per session,
+    named by the session's start time; mtimes are not reliable, Tune re-syncs every file)."""
+    files = sorted(glob.glob(str(directory / "searcher-state-*.pkl")))
+    if not files and missing_ok:
+        return {}
+    assert files, "Tune saved no searcher state"
+    with open(files[-1], "rb") as f:
+        return pickle.load(f)
+
+
+def _trials(directory: Path) -> pd.DataFrame:
+    path = directory / "trials.parquet"
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["status"])
+
+
+@pytest.mark.parametrize("searcher", ["evolution", "optuna"])
+def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, searcher):
+    root = write_idx(tmp_path / "fm", n_train=400, n_test=100)
+    experiment = {
+        "name": "kill", "trainable": "cifar_cnn", "searcher": searcher, "scheduler": "fifo",
+        "samples": SAMPLES, "max_concurrent_trials": 2, "seed": 0,
+        "space": {"name": "cifar_cnn", "overrides": {"num_conv_layers": {"high": 2}}},
+        "data": {"name": "fashion_mnist", "root": str(root), "val_size": 100, "test_size": 100},
+        "train": {"epochs": 2, "batch_size": 50}, "storage": str(tmp_path / "results")}
+    if searcher == "evolution":
+        experiment["searcher"] = {"name": "evolution", "population_size": 4, "sample_size": 2}
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    directory = tmp_path / "results" / "kill"
+    log = tmp_path / "hpnas.log"
+
+    run = _hpnas("run", str(path), "--no-dashboard", log=log)
+    try:
+        # Kill once Tune has snapshotted a searcher that learned from 2 trials (a snapshot is
+        # taken about every 10 s), mid-search.
+        deadline = time.monotonic() + 240
+        while len(_searcher_state(directory, missing_ok=True).get("outcomes", {})) < 2:
+            assert run.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        os.kill(run.pid, signal.SIGKILL)  # the driver dies mid-search, no cleanup
+        run.wait()
+    finally:
+        _stop_group(run)  # and the embedded Ray it started with it
+    assert (_trials(directory)["status"] != "running").sum() < SAMPLES  # killed mid-search
+    saved = _searcher_state(directory)
+
+    resume = _hpnas("resume", str(directory), "--no-dashboard", log=log)
+    try:
+        assert resume.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        _stop_group(resume)
+    after = _trials(directory)
+    assert after["trial_id"].is_unique  # nothing duplicated
+    assert len(after) == SAMPLES  # the searcher's budget went on, not from zero
+    assert set(after["status"]) <= {"complete", "pruned"}, after[["status", "error"]].to_dict("records")
+    # Nothing lost: every trial the restored snapshot knew ended is there with its outcome (those
+    # that ended after the snapshot are rolled back and their budget is run again).
+    known = set(saved["outcomes"])
+    assert known and known <= set(after["trial_id"])
+    iterations = pd.read_parquet(directory / "iterations.parquet")
+    assert not iterations.duplicated(["trial_id", "iteration"]).any()
+    # The resumed searcher continued from the state saved before the kill: what it had learned
+    # then is still in its final state, unchanged, and it suggested exactly the budget.
+    final = _searcher_state(directory)
+    assert final["suggested"] == SAMPLES
+    for trial_id, status in saved["outcomes"].items():
+        assert final["outcomes"][trial_id] == status
+    assert len(final["outcomes"]) > len(saved["outcomes"])
+
+
+def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
+    from types import SimpleNamespace
+
+    import pyarrow.fs as pafs
+
+    from cluster.checkpoints import CheckpointJanitor
+
+    janitor = CheckpointJanitor(tmp_path)
+    trial = SimpleNamespace(trial_id="t")
+    made = []
+    for i in range(5):
+        path = tmp_path / "t" / f"checkpoint_{i:06d}"
+        path.mkdir(parents=True)
+        made.append(path)
+        janitor.on_checkpoint(i, [], trial, SimpleNamespace(filesystem=pafs.LocalFileSystem(),
+                                                            path=str(path)))
+        time.sleep(0.02)
+    assert all(p.exists() for p in made)  # no snapshot yet: nothing may go
+    snapshot = tmp_path / "experiment_state-x.json"
+    snapshot.write_text("{}")
+    stamp = janitor.registered["t"][2][0] + 0.01  # a snapshot taken after checkpoint 2
+    os.utime(snapshot, (stamp, stamp))
+    janitor.collect()
+    assert [p.exists() for p in made] == [False, True, True, True, True]
+    os.utime(snapshot, (time.time() + 1, time.time() + 1))  # a snapshot after all of them
+    janitor.on_experiment_end([])
+    assert [p.exists() for p in made] == [False, False, False, True, True]
