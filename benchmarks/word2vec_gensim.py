@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (ours; gensim is CPU-only)")
     args = parser.parse_args()
     data = Path(args.data)
     if not data.is_dir():
@@ -75,17 +76,19 @@ def main() -> None:
     for batch in args.batch_sizes:
         run = Word2VecRun({"dim": 100, "window": 5, "negatives": 5, "min_count": 5,
                            "subsample": 1e-3, "lr": 0.025, "batch_size": batch},
-                          settings, torch.device("cpu"), sentences=sentences)
+                          settings, torch.device(args.device), sentences=sentences)
         start = time.perf_counter()
         for _ in range(args.epochs):
             run.train_epoch()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
         rows.append((batch, time.perf_counter() - start, *quality(run.vectors())))
     print("\n| implementation | tokens/s | vs gensim | WordSim-353 rho | analogies (top 30k) |\n"
           "|---|---:|---:|---:|---:|")
     print(f"| gensim {gensim.__version__} skip-gram, 2 workers | {rate(gensim_s):,.0f} | 1.00 | "
           f"{g_ws:.3f} | {100 * g_an:.1f}% |")
     for batch, seconds, ws, an in rows:
-        print(f"| hpnas word2vec, batch {batch} | {rate(seconds):,.0f} | "
+        print(f"| hpnas word2vec ({args.device}), batch {batch} | {rate(seconds):,.0f} | "
               f"{gensim_s / seconds:.2f} | {ws:.3f} | {100 * an:.1f}% |")
 
 

@@ -90,6 +90,21 @@ class LocalCluster:
             self._cluster.shutdown()
             self._cluster = None
 
+    def workers(self) -> list[Any]:
+        """The worker nodes now running (``ray._private.node.Node`` handles)."""
+        return list(self._cluster.worker_nodes)
+
+    def kill_node(self, node: Any) -> None:
+        """Kill a worker node's processes at once, as a lost machine would vanish."""
+        self._cluster.remove_node(node, allow_graceful=False)
+
+    def add_worker(self, gpus: float | None = None) -> Any:
+        """Start one more worker node (``gpus`` fake GPUs; default ``gpus_per_node``)."""
+        args = self._node_args(0)
+        if gpus is not None:
+            args["num_gpus"] = gpus
+        return self._cluster.add_node(**args)
+
     @property
     def address(self) -> str:
         """The GCS address for ``ray.init(address=...)`` and ``hpnas run --address``."""

@@ -141,3 +141,75 @@ def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
     os.utime(snapshot, (time.time() + 1, time.time() + 1))  # a snapshot after all of them
     janitor.on_experiment_end([])
     assert [p.exists() for p in made] == [False, False, False, True, True]
+
+
+EPOCHS = 6
+
+
+def slow_epochs(config, settings=None):
+    """Six 1-second epochs, a checkpoint each; says where it started and on which node."""
+    import ray
+
+    from trainables.loop import load_state, report_epoch
+
+    marker = Path(config["marker"])
+    state = load_state() or {"epoch": 0}
+    start = state["epoch"]
+    for epoch in range(start + 1, EPOCHS + 1):
+        time.sleep(1.0)
+        marker.write_text(str(epoch))
+        report_epoch({"val_acc": epoch / EPOCHS, "epoch": epoch, "started_at": start,
+                      "node": ray.get_runtime_context().get_node_id()}, {"epoch": epoch})
+
+
+def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint_elsewhere(tmp_path):
+    import threading
+
+    import ray
+
+    from cluster.local_cluster import LocalCluster
+    from cluster.runner import run_experiment
+    from cluster.spec import spec_from_mapping
+
+    marker = tmp_path / "epoch"
+    spec = spec_from_mapping({
+        "name": "lost", "trainable": "nb201", "searcher": "random", "scheduler": "fifo",
+        "samples": 1, "max_concurrent_trials": 1, "max_failures": 2,
+        "resources": {"cpus": 1, "gpus": 1}, "storage": str(tmp_path / "results")})
+    tests = str(Path(__file__).resolve().parent)
+    # The head has no GPU, so the trial runs on the worker, which is then lost.
+    with LocalCluster(nodes=2, cpus_per_node=2, node_gpus=(0, 1), memory_gb=1.5,
+                      include_dashboard=False) as cluster:
+        ray.init(address=cluster.address, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": tests}})
+        try:
+            fn = lambda config, settings=None: slow_epochs(  # noqa: E731
+                {**config, "marker": str(marker)}, settings)
+            errors: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    run_experiment(spec, quiet=True, trainable_fn=fn)
+                except BaseException as e:
+                    errors.append(e)
+
+            driver = threading.Thread(target=run)
+            driver.start()
+            deadline = time.monotonic() + 120
+            while not (marker.exists() and int(marker.read_text() or 0) >= 3):
+                assert time.monotonic() < deadline and driver.is_alive()
+                time.sleep(0.1)
+            (lost,) = cluster.workers()
+            cluster.kill_node(lost)
+            cluster.add_worker(gpus=1)
+            driver.join(timeout=240)
+            assert not driver.is_alive() and not errors, errors
+        finally:
+            ray.shutdown()
+    trials = pd.read_parquet(tmp_path / "results" / "lost" / "trials.parquet")
+    iterations = pd.read_parquet(tmp_path / "results" / "lost" / "iterations.parquet")
+    assert len(trials) == 1 and trials["status"].iloc[0] == "complete"
+    assert list(iterations["iteration"]) == list(range(1, EPOCHS + 1))  # each epoch once
+    resumed = iterations[iterations["started_at"] > 0]
+    assert len(resumed) > 0 and resumed["started_at"].min() >= 2  # from its checkpoint
+    assert iterations["node"].nunique() == 2  # on another node
