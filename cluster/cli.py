@@ -398,8 +398,13 @@ def _evaluate(directory: Any, trial_id: str | None) -> int:
         return _fail(f"{directory} has no trial with a checkpoint to evaluate"
                      + (f" (trial {trial_id!r} is not there or has none)." if trial_id else "."))
     config, row = best
-    with _local_checkpoint(row["checkpoint"]) as checkpoint:
-        result = info.evaluate(config, dataclasses.asdict(spec.settings), checkpoint)
+    from trainables.loop import CheckpointError
+
+    try:
+        with _local_checkpoint(row["checkpoint"]) as checkpoint:
+            result = info.evaluate(config, dataclasses.asdict(spec.settings), checkpoint)
+    except CheckpointError as e:
+        return _fail(str(e))
     result = {"trial_id": row["trial_id"], **result, "config": config}
     (directory / "evaluation.json").write_text(json.dumps(result, indent=2))
     print(f"test evaluation of trial {row['trial_id']} (last {spec.metric} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,6 +62,13 @@ def test_hpnas_run_writes_parquet_and_evaluates(tmp_path, local_ray, capsys):
     # a second run into the same directory is refused
     assert main(["run", str(path)]) == 2
     assert "already holds results" in capsys.readouterr().err
+    # a corrupt checkpoint is one clear line, exit 2
+    best = evaluation["trial_id"]
+    trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    (Path(trials.loc[best, "checkpoint"]) / "state.pt").write_bytes(b"not a checkpoint")
+    assert main(["evaluate", str(directory), "--trial", best]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "missing or corrupt" in err and len(err.splitlines()) == 1
 
 
 def _flaky(config, settings=None):

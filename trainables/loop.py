@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-__all__ = ["batches", "bf16_native", "load_state", "report_epoch", "setup_device"]
+__all__ = ["CheckpointError", "batches", "bf16_native", "load_state", "read_state",
+           "report_epoch", "setup_device"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing or cannot be read; its message is one line for the user."""
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +92,10 @@ def read_state(folder: Path) -> dict[str, Any]:
     path = Path(folder) / STATE_FILE
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise RuntimeError(f"checkpoint {path} cannot be read ({e}); it is missing or corrupt.")
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({str(e).splitlines()[0]}); it "
+                              "is missing or corrupt: evaluate another trial (--trial) or rerun "
+                              "this one.") from None
 
 
 def report_epoch(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
