@@ -13,7 +13,6 @@ newest checkpoint always stays.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -50,7 +49,9 @@ class CheckpointJanitor(Callback):
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
-        self.registered[trial.trial_id].append((time.time(), checkpoint))
+        # Stamped with the newest snapshot's time as the storage's clock tells it (not this
+        # machine's): a later snapshot, with a newer time, was written after this registered.
+        self.registered[trial.trial_id].append((self._last_snapshot(), checkpoint))
         self.collect()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -62,7 +63,7 @@ class CheckpointJanitor(Callback):
     def collect(self) -> None:
         snapshot = self._last_snapshot()
         for entries in self.registered.values():
-            before = [e for e in entries if e[0] < snapshot]
+            before = [e for e in entries if e[0] < snapshot]  # a snapshot came after these
             stale = before[:-self.keep] if len(before) > self.keep else []
             for entry in stale:
                 entries.remove(entry)

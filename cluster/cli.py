@@ -235,16 +235,25 @@ def cmd_darts(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from cluster.jobs import submit_experiment
-    from cluster.spec import SpecError
+    from cluster.spec import SpecError, read_yaml
+    from search.storage import is_uri
 
     try:
         # The data is checked on the cluster, where the job runs; the file is checked here.
         spec = _load(args, check_data=False)
+        raw_storage = args.storage or (read_yaml(args.file) or {}).get("storage", "results")
+        if isinstance(raw_storage, str) and not (is_uri(raw_storage)
+                                                  or raw_storage.startswith("/")):
+            raise SpecError(f"`storage` is {raw_storage!r}, a path relative to this machine; a "
+                            "job writes on the cluster, so give an absolute path every node "
+                            "sees or a URI (e.g. --storage /mnt/shared/hpnas or s3://b/hpnas).")
         job_id, address = submit_experiment(
             spec, args.address, upload=not args.no_upload,
             extra_args=["--skip-resource-check"] if args.skip_resource_check else [])
     except SpecError as e:
         return _fail(str(e))
+    except (RuntimeError, ValueError) as e:  # the job server refused the job or its packages
+        return _fail(f"the cluster did not accept the job: {str(e).splitlines()[0]}")
     at = f" --address {address}"
     print(f"hpnas: submitted {_describe(spec)}\n"
           f"job id: {job_id}\n"
@@ -270,6 +279,8 @@ def _follow(address: str | None, job_id: str) -> int:
     """Stream the job's logs until it ends; 0 if it succeeded."""
     import asyncio
 
+    import aiohttp
+
     from cluster.spec import SpecError
 
     try:
@@ -283,8 +294,8 @@ def _follow(address: str | None, job_id: str) -> int:
         status = client.get_job_status(job_id)
     except SpecError as e:
         return _fail(str(e))
-    except RuntimeError as e:
-        return _fail(f"job {job_id}: {e}")
+    except (RuntimeError, aiohttp.ClientError) as e:
+        return _fail(f"job {job_id}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     print(f"hpnas: job {job_id} {status.value}")
     return 0 if status.value == "SUCCEEDED" else 1
 
@@ -369,12 +380,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from cluster.spec import SPEC_FILE, SpecError
     from search.storage import Location
 
     directory = Location(args.directory)
     try:
+        if not (directory / SPEC_FILE).is_file():
+            return _fail(f"{directory} is not an hpnas experiment directory (no {SPEC_FILE}).")
         _print_leaderboard(directory, args.top)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, SpecError, OSError) as e:
         return _fail(str(e))
     return 0
 

@@ -8,10 +8,10 @@ cluster's Python needs the project's dependencies (torch, Ray, Optuna, ...) inst
 cluster configs in ``cluster/`` do; ``--no-upload`` uses an ``hpnas`` installed on the cluster
 instead of uploading the packages.
 
-Authentication works as Ray's own CLI does: token auth is on by default in Ray 2.60 and the
-token is read from ``$RAY_AUTH_TOKEN``, else the file ``$RAY_AUTH_TOKEN_PATH``, else
-``~/.ray/auth_token`` (``ray get-auth-token`` on the head prints it); ``RAY_AUTH_MODE=disabled``
-sends none.
+Authentication works as Ray's own CLI does: token auth is on by default in Ray 2.60 clusters;
+with ``RAY_AUTH_MODE=token`` the token is read from ``$RAY_AUTH_TOKEN``, else the file
+``$RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token`` (``ray get-auth-token`` on the head prints
+it) and sent as a Bearer header; without it no token is sent.
 """
 
 from __future__ import annotations
@@ -32,23 +32,27 @@ EXPERIMENT_VAR = "HPNAS_EXPERIMENT"
 _PROBE_TIMEOUT_S = 10.0
 
 
-def read_token() -> str | None:
-    """The Ray auth token, looked up as Ray's CLI does; None when there is none."""
-    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+def read_token() -> tuple[str, str] | None:
+    """(token, where it came from), looked up as Ray's CLI does, or None.
+
+    As with ``ray job``, a token is sent only when ``RAY_AUTH_MODE=token``; then it comes from
+    ``$RAY_AUTH_TOKEN``, else the file ``$RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         return None
     token = os.environ.get("RAY_AUTH_TOKEN")
-    if token:
-        return token.strip()
+    if token and token.strip():
+        return token.strip(), "$RAY_AUTH_TOKEN"
     path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
     try:
-        return path.read_text().strip() or None
+        text = path.read_text().strip()
     except OSError:
         return None
+    return (text, str(path)) if text else None
 
 
 def auth_headers() -> dict[str, str]:
-    token = read_token()
-    return {"Authorization": f"Bearer {token}"} if token else {}
+    found = read_token()
+    return {"Authorization": f"Bearer {found[0]}"} if found else {}
 
 
 def job_address(address: str | None) -> str:
@@ -79,10 +83,15 @@ def job_client(address: str | None) -> Any:
         raise SpecError(f"cannot reach the Ray job server at {address} ({type(e).__name__}); "
                         "check the address (the head's dashboard, port 8265 by default) and "
                         "that the cluster is up.") from None
-    if r.status_code in (401, 403):
-        raise SpecError(f"the Ray cluster at {address} refused the request ({r.status_code}): it "
-                        "uses token auth; set RAY_AUTH_TOKEN (or put the token in "
+    if r.status_code == 401:
+        raise SpecError(f"the Ray cluster at {address} wants a token (401): set "
+                        "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or put the token in "
                         "~/.ray/auth_token; `ray get-auth-token` on the head prints it).")
+    if r.status_code == 403:
+        found = read_token()
+        raise SpecError(f"the Ray cluster at {address} rejected the token from "
+                        f"{found[1] if found else '?'} (403); get the cluster's own with "
+                        "`ray get-auth-token` on its head.")
     if r.status_code != 200:
         raise SpecError(f"{address} is not a Ray job server (GET /api/version answered "
                         f"{r.status_code}); pass the head's dashboard address.")

@@ -85,8 +85,13 @@ class LocalCluster:
         return self
 
     def stop(self) -> None:
-        """Stop every process this cluster started (and nothing else)."""
+        """Stop every process this cluster started (and nothing else); a driver of this
+        process still connected to it is disconnected first."""
+        import ray
+
         if self._cluster is not None:
+            if ray.is_initialized():
+                ray.shutdown()
             self._cluster.shutdown()
             self._cluster = None
 
@@ -101,8 +106,7 @@ class LocalCluster:
     def add_worker(self, gpus: float | None = None) -> Any:
         """Start one more worker node (``gpus`` fake GPUs; default ``gpus_per_node``)."""
         args = self._node_args(0)
-        if gpus is not None:
-            args["num_gpus"] = gpus
+        args["num_gpus"] = self.gpus_per_node if gpus is None else gpus
         return self._cluster.add_node(**args)
 
     @property

@@ -13,7 +13,8 @@ own, with Ray's ``ray_`` prefix:
 | ``ray_hpnas_best_metric`` | gauge | best value of the searched metric so far |
 | ``ray_hpnas_trial_seconds`` | histogram | wall seconds of each ended trial |
 
-Counts are gauges set from the driver's tally, so a resumed experiment shows its true totals.
+Counts are gauges set from the driver's tally of this run; after ``hpnas resume`` they count the
+trials that end in the resumed run.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class MetricsExporter(TrialTally):
         return gauges
 
     def setup(self, **info: Any) -> None:
+        super().setup(**info)
         self._metrics = self._make()
         self.changed(ended=False)
 

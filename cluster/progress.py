@@ -30,6 +30,9 @@ class TrialTally(Callback):
         self.best: tuple[float, str] | None = None
         self.seconds: dict[str, float] = {}
 
+    def setup(self, **info: Any) -> None:
+        self.start = self.clock()  # a restored callback was pickled in another process
+
     def changed(self, ended: bool) -> None:
         """Hook for subclasses."""
 

@@ -48,7 +48,7 @@ def connect(address: str | None = None, *, dashboard: bool = True,
 
     # A submitted job's driver already has these from the job's runtime environment, which Ray
     # refuses to merge with a second one naming the same variables.
-    in_job = all(os.environ.get(k) == v for k, v in TUNE_ENV.items())
+    in_job = "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ  # set by Ray's job supervisor
     os.environ.update(TUNE_ENV)
     # ResultGrid looks for Tune's own per-trial logs, which we turn off: Parquet replaces them.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
@@ -237,6 +237,8 @@ def filesystem_type(path: str, mounts: str | None = None) -> str | None:
 
 def storage_warning(storage: str, node_ips: set[str], mounts: str | None = None) -> str | None:
     """What to tell a user whose multi-machine run writes to a node-local path (else None)."""
+    if storage.startswith("file://"):
+        storage = storage[len("file://"):]
     if len(node_ips) <= 1 or "://" in storage:
         return None
     fstype = filesystem_type(storage, mounts)

@@ -20,6 +20,12 @@ import pyarrow.fs as pafs
 __all__ = ["Location", "is_uri"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def is_uri(where: str | os.PathLike) -> bool:
     return "://" in str(where)
 
@@ -104,6 +110,7 @@ class Location:
         local.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{local.name}.", dir=local.parent)
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would lock other users out
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, local)

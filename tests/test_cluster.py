@@ -155,13 +155,16 @@ def test_submit_runs_a_job_to_completion(cluster, tmp_path, capsys):
     (["run", "{file}", "--address", "127.0.0.1:{port}"], "cannot reach a Ray cluster"),
     (["run", "{file}", "--address", "http://127.0.0.1:8265"], "dashboard's HTTP address"),
     (["submit", "{file}", "--address", "ray://127.0.0.1:{port}"], "http://HEAD:8265"),
+    (["submit", "{file}", "--address", "http://127.0.0.1:{port}", "--storage", "rel"],
+     "a path relative to this machine"),
+    (["results", "{dir}"], "is not an hpnas experiment directory"),
 ])
 def test_bad_addresses_fail_fast_with_a_clear_message(tmp_path, capsys, argv, words):
     path = tmp_path / "x.yaml"
     path.write_text(yaml.safe_dump({"trainable": "nb201", "samples": 1,
                                     "storage": str(tmp_path)}))
     port = free_port()  # nothing listens there
-    argv = [a.format(port=port, file=path) for a in argv]
+    argv = [a.format(port=port, file=path, dir=tmp_path) for a in argv]
     start = time.monotonic()
     assert main(argv) == 2
     assert time.monotonic() - start < 15

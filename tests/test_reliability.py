@@ -123,22 +123,28 @@ def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
 
     janitor = CheckpointJanitor(tmp_path)
     trial = SimpleNamespace(trial_id="t")
+    snapshot = tmp_path / "experiment_state-x.json"
     made = []
-    for i in range(5):
+
+    def register(i: int) -> None:
         path = tmp_path / "t" / f"checkpoint_{i:06d}"
         path.mkdir(parents=True)
         made.append(path)
         janitor.on_checkpoint(i, [], trial, SimpleNamespace(filesystem=pafs.LocalFileSystem(),
                                                             path=str(path)))
-        time.sleep(0.02)
-    assert all(p.exists() for p in made)  # no snapshot yet: nothing may go
-    snapshot = tmp_path / "experiment_state-x.json"
-    snapshot.write_text("{}")
-    stamp = janitor.registered["t"][2][0] + 0.01  # a snapshot taken after checkpoint 2
-    os.utime(snapshot, (stamp, stamp))
-    janitor.collect()
+
+    def snapshot_at(t: float) -> None:  # the storage's clock, whatever this machine's says
+        snapshot.write_text("{}")
+        os.utime(snapshot, (t, t))
+
+    for i in range(3):
+        register(i)  # no snapshot yet: nothing may go
+    assert all(p.exists() for p in made)
+    snapshot_at(1000.0)  # a snapshot after checkpoints 0-2: it names 2 (or 1, if synced late)
+    register(3)
+    register(4)
     assert [p.exists() for p in made] == [False, True, True, True, True]
-    os.utime(snapshot, (time.time() + 1, time.time() + 1))  # a snapshot after all of them
+    snapshot_at(2000.0)  # a snapshot after all of them
     janitor.on_experiment_end([])
     assert [p.exists() for p in made] == [False, False, False, True, True]
 
