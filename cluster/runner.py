@@ -17,7 +17,7 @@ from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
-from search.results import ResultsWriter
+from search.results import ITERATIONS_FILE, TRIALS_FILE, ResultsWriter
 from search.storage import Location
 from trainables import TRAINABLE_INFO
 
@@ -199,8 +199,16 @@ def resume_experiment(directory: Location, *, address: str | None = None,
         if resource_check:
             check_resources(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         if not tune.Tuner.can_restore(str(directory)):
-            raise SpecError(f"{directory} holds no Ray Tune experiment state to resume from (the "
-                            "run never started its first trial?); start it again with `hpnas run`.")
+            # Killed before Tune's first snapshot: nothing to continue, so start over in place
+            # (rows written so far belong to trials no snapshot knows).
+            print(f"hpnas: {directory} has no experiment snapshot yet (the run was stopped in "
+                  "its first seconds); starting it again from the beginning.", flush=True)
+            for name in (TRIALS_FILE, ITERATIONS_FILE):
+                if (directory / name).is_file():
+                    directory.fs.delete_file((directory / name).path)
+            save_spec(spec, directory)
+            build_tuner(spec, trainable_fn=trainable_fn).fit()
+            return directory
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)

@@ -134,3 +134,16 @@ def test_storage_behind_a_uri_runs_and_evaluates(tmp_path, local_ray, capsys):
     assert main(["evaluate", f"{uri}/e2e"]) == 0
     assert "test_acc" in json.loads((tmp_path / "store" / "e2e" / "evaluation.json").read_text())
     assert main(["run", str(path)]) == 2  # the URI directory already holds results
+
+
+def test_resume_before_the_first_snapshot_starts_over(tmp_path, local_ray, capsys):
+    from cluster.runner import save_spec
+
+    spec = spec_from_mapping({"name": "early", "trainable": "nb201", "searcher": "random",
+                              "scheduler": "fifo", "samples": 4,
+                              "storage": str(tmp_path / "results")})
+    save_spec(spec, spec.directory)  # killed right after it wrote its experiment file
+    assert main(["resume", str(spec.directory), "--no-dashboard"]) == 0
+    assert "starting it again from the beginning" in capsys.readouterr().out
+    trials = pd.read_parquet(spec.directory / "trials.parquet")
+    assert len(trials) == 4 and set(trials["status"]) == {"complete"}
