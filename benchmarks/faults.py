@@ -87,7 +87,10 @@ def one_run(searcher: str, seed: int, args: argparse.Namespace, tmp: Path) -> di
             _kill_group(proc)
             faults += 1
             known |= _known_ended(directory)
-            command = ["resume", str(directory), "--no-dashboard"]
+            # Killed before it wrote its experiment file (while Ray started): nothing to resume,
+            # so run it again, as a user would.
+            if (directory / "hpnas.yaml").is_file():
+                command = ["resume", str(directory), "--no-dashboard"]
             continue
         _kill_group(proc)
         if proc.returncode != 0:
