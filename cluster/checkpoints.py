@@ -51,8 +51,9 @@ class CheckpointJanitor(Callback):
                       **info: Any) -> None:
         # Stamped with the newest snapshot's time as the storage's clock tells it (not this
         # machine's): a later snapshot, with a newer time, was written after this registered.
-        self.registered[trial.trial_id].append((self._last_snapshot(), checkpoint))
-        self.collect()
+        snapshot = self._last_snapshot()
+        self.registered[trial.trial_id].append((snapshot, checkpoint))
+        self.collect(snapshot)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.collect()
@@ -60,8 +61,11 @@ class CheckpointJanitor(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.collect()
 
-    def collect(self) -> None:
-        snapshot = self._last_snapshot()
+    def collect(self, snapshot: float | None = None) -> None:
+        """Delete what no snapshot can name; ``snapshot``: the newest snapshot's time, if the
+        caller just read it."""
+        if snapshot is None:
+            snapshot = self._last_snapshot()
         for entries in self.registered.values():
             before = [e for e in entries if e[0] < snapshot]  # a snapshot came after these
             stale = before[:-self.keep] if len(before) > self.keep else []

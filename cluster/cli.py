@@ -269,90 +269,82 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(address: str | None) -> Any:
-    from cluster.jobs import job_client
+def _on_job(address: str | None, job_id: str | None, action: Any) -> int:
+    """``action(client)`` against the job server at ``address``; a bad address, an unknown job
+    or a refused request is one line and exit 2."""
+    import aiohttp
 
-    return job_client(address)
+    from cluster.jobs import job_client
+    from cluster.spec import SpecError
+
+    try:
+        return int(action(job_client(address)))
+    except SpecError as e:
+        return _fail(str(e))
+    except (RuntimeError, aiohttp.ClientError) as e:
+        return _fail(f"job {job_id}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
 def _follow(address: str | None, job_id: str) -> int:
     """Stream the job's logs until it ends; 0 if it succeeded."""
     import asyncio
 
-    import aiohttp
-
-    from cluster.spec import SpecError
-
-    try:
-        client = _client(address)
-
+    def follow(client: Any) -> int:
         async def tail() -> None:
             async for lines in client.tail_job_logs(job_id):
                 print(lines, end="", flush=True)
 
         asyncio.run(tail())
         status = client.get_job_status(job_id)
-    except SpecError as e:
-        return _fail(str(e))
-    except (RuntimeError, aiohttp.ClientError) as e:
-        return _fail(f"job {job_id}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    print(f"hpnas: job {job_id} {status.value}")
-    return 0 if status.value == "SUCCEEDED" else 1
+        print(f"hpnas: job {job_id} {status.value}")
+        return 0 if status.value == "SUCCEEDED" else 1
+
+    return _on_job(address, job_id, follow)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cluster.spec import SpecError
+    def every_job(client: Any) -> int:
+        jobs = sorted(client.list_jobs(), key=lambda j: j.start_time or 0)
+        rows = [j for j in jobs if (j.metadata or {}).get("hpnas_experiment")]
+        if not rows:
+            print("no hpnas jobs on this cluster")
+        for j in rows:
+            print(f"{j.submission_id}  {j.status.value:<9}  "
+                  f"{j.metadata['hpnas_experiment']}  {j.metadata.get('hpnas_directory', '')}")
+        return 0
 
-    try:
-        client = _client(args.address)
-        if args.job is None:
-            jobs = sorted(client.list_jobs(), key=lambda j: j.start_time or 0)
-            rows = [j for j in jobs if (j.metadata or {}).get("hpnas_experiment")]
-            if not rows:
-                print("no hpnas jobs on this cluster")
-            for j in rows:
-                print(f"{j.submission_id}  {j.status.value:<9}  "
-                      f"{j.metadata['hpnas_experiment']}  {j.metadata.get('hpnas_directory', '')}")
-            return 0
+    def one_job(client: Any) -> int:
         info = client.get_job_info(args.job)
-    except SpecError as e:
-        return _fail(str(e))
-    except RuntimeError as e:
-        return _fail(f"job {args.job}: {e}")
-    meta = info.metadata or {}
-    print(f"job {args.job}: {info.status.value}"
-          + (f" ({info.message})" if info.message else ""))
-    if meta.get("hpnas_experiment"):
-        print(f"experiment {meta['hpnas_experiment']}, results in {meta.get('hpnas_directory')}")
-    return 0
+        meta = info.metadata or {}
+        print(f"job {args.job}: {info.status.value}"
+              + (f" ({info.message})" if info.message else ""))
+        if meta.get("hpnas_experiment"):
+            print(f"experiment {meta['hpnas_experiment']}, results in "
+                  f"{meta.get('hpnas_directory')}")
+        return 0
+
+    return _on_job(args.address, args.job, every_job if args.job is None else one_job)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from cluster.spec import SpecError
-
     if args.follow:
         return _follow(args.address, args.job)
-    try:
-        print(_client(args.address).get_job_logs(args.job), end="")
-    except SpecError as e:
-        return _fail(str(e))
-    except RuntimeError as e:
-        return _fail(f"job {args.job}: {e}")
-    return 0
+
+    def logs(client: Any) -> int:
+        print(client.get_job_logs(args.job), end="")
+        return 0
+
+    return _on_job(args.address, args.job, logs)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from cluster.spec import SpecError
+    def stop(client: Any) -> int:
+        stopped = client.stop_job(args.job)
+        print(f"job {args.job}: " + ("stop requested; its results so far stay in its "
+                                     "experiment directory" if stopped else "already ended"))
+        return 0
 
-    try:
-        stopped = _client(args.address).stop_job(args.job)
-    except SpecError as e:
-        return _fail(str(e))
-    except RuntimeError as e:
-        return _fail(f"job {args.job}: {e}")
-    print(f"job {args.job}: " + ("stop requested; its results so far stay in its experiment "
-                                 "directory" if stopped else "already ended"))
-    return 0
+    return _on_job(args.address, args.job, stop)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -38,7 +38,6 @@ class MetricsExporter(TrialTally):
         super().__init__(metric=metric, mode=mode, max_epochs=max_epochs)
         self.experiment = experiment
         self._metrics: dict[str, Any] | None = None
-        self._observed: set[str] = set()
 
     def _make(self) -> dict[str, Any]:
         from ray.util.metrics import Gauge, Histogram
@@ -74,7 +73,10 @@ class MetricsExporter(TrialTally):
         m["hpnas_trials_failed"].set(counts[Status.FAILED], tags=tags)
         if self.best is not None:
             m["hpnas_best_metric"].set(self.best[0], tags={**tags, "metric": self.metric})
-        for trial_id, seconds in self.seconds.items():
-            if trial_id not in self._observed:
-                self._observed.add(trial_id)
-                m["hpnas_trial_seconds"].observe(seconds, tags=tags)
+
+    def _end(self, trial: Any, error: bool) -> None:
+        super()._end(trial, error)
+        seconds = self.seconds.get(trial.trial_id)
+        if self._metrics is not None and seconds is not None:
+            self._metrics["hpnas_trial_seconds"].observe(
+                seconds, tags={"experiment": self.experiment})

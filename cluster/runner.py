@@ -166,9 +166,10 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
     ``resource_check``: fail before launch when no node could hold a trial (turn it off on an
     autoscaling cluster whose GPU nodes do not exist yet)."""
     with connect(address, dashboard=dashboard) as ray:
+        nodes = _alive_nodes(ray)
         if resource_check:
-            check_resources(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
-        warning = storage_warning(spec.storage, _node_ips(ray))
+            check_resources(spec, [n["Resources"] for n in nodes])
+        warning = storage_warning(spec.storage, {n["NodeManagerAddress"] for n in nodes})
         if warning:
             print(f"hpnas: warning: {warning}", file=sys.stderr, flush=True)
         save_spec(spec, spec.directory)
@@ -195,20 +196,19 @@ def resume_experiment(directory: Location, *, address: str | None = None,
     from cluster.spec import SPEC_FILE, read_yaml, spec_from_mapping
 
     spec = spec_from_mapping(read_yaml(directory / SPEC_FILE), source=str(directory / SPEC_FILE))
+    if not tune.Tuner.can_restore(str(directory)):
+        # Killed before Tune's first snapshot: nothing to continue, so start over in place
+        # (rows written so far belong to trials no snapshot knows).
+        print(f"hpnas: {directory} has no experiment snapshot yet (the run was stopped in its "
+              "first seconds); starting it again from the beginning.", flush=True)
+        for name in (TRIALS_FILE, ITERATIONS_FILE):
+            if (directory / name).is_file():
+                directory.fs.delete_file((directory / name).path)
+        return run_experiment(spec, address=address, dashboard=dashboard,
+                              trainable_fn=trainable_fn, resource_check=resource_check)
     with connect(address, dashboard=dashboard) as ray:
         if resource_check:
-            check_resources(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
-        if not tune.Tuner.can_restore(str(directory)):
-            # Killed before Tune's first snapshot: nothing to continue, so start over in place
-            # (rows written so far belong to trials no snapshot knows).
-            print(f"hpnas: {directory} has no experiment snapshot yet (the run was stopped in "
-                  "its first seconds); starting it again from the beginning.", flush=True)
-            for name in (TRIALS_FILE, ITERATIONS_FILE):
-                if (directory / name).is_file():
-                    directory.fs.delete_file((directory / name).path)
-            save_spec(spec, directory)
-            build_tuner(spec, trainable_fn=trainable_fn).fit()
-            return directory
+            check_resources(spec, [n["Resources"] for n in _alive_nodes(ray)])
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)
@@ -258,8 +258,8 @@ def storage_warning(storage: str, node_ips: set[str], mounts: str | None = None)
             "find them. Give a path on a filesystem every node mounts (NFS, Lustre, ...).")
 
 
-def _node_ips(ray: Any) -> set[str]:
-    return {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+def _alive_nodes(ray: Any) -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n.get("Alive")]
 
 
 def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None:
