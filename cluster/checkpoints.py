@@ -7,17 +7,19 @@ trial fails on resume ("does not exist on storage anymore"). So Tune keeps every
 this callback deletes a trial's old ones only once a snapshot written after newer ones exists:
 of the checkpoints registered before the newest snapshot, the last two stay (the one the
 snapshot names and, for a snapshot synced late, the one before), and the older ones go; the
-newest checkpoint always stays.
+newest checkpoint always stays. A resumed run adopts the checkpoints its restored trials left,
+up to the one the snapshot names (newer ones were written after it and are Tune's to reuse).
 """
 
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections import defaultdict
 from typing import Any
 
 import pyarrow.fs as pafs
-from ray.tune import Callback
+from ray.tune import Callback, Checkpoint
 
 from search.storage import Location
 
@@ -35,6 +37,35 @@ class CheckpointJanitor(Callback):
         self.directory = Location(directory)
         self.keep = keep_before_snapshot
         self.registered: dict[str, list[tuple[float, Any]]] = defaultdict(list)
+        self.adopted = False
+
+    def setup(self, **info: Any) -> None:
+        self.adopted = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self.adopted:
+            self.adopted = True
+            self.adopt(trials)
+
+    def adopt(self, trials: list) -> None:
+        """Register the checkpoints restored ``trials`` wrote before a crash, oldest first, up
+        to the one Tune restored each trial from."""
+        snapshot = self._last_snapshot()
+        for trial in trials:
+            latest = trial.checkpoint
+            if latest is None or self.registered.get(trial.trial_id):
+                continue
+            parent, last = posixpath.split(latest.path.rstrip("/"))
+            try:
+                infos = latest.filesystem.get_file_info(pafs.FileSelector(parent))
+            except (FileNotFoundError, OSError):
+                continue
+            names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                           and i.base_name.startswith("checkpoint_") and i.base_name < last)
+            self.registered[trial.trial_id].extend(
+                (snapshot, Checkpoint(posixpath.join(parent, n), filesystem=latest.filesystem))
+                for n in names)
+            self.registered[trial.trial_id].append((snapshot, latest))
 
     def _last_snapshot(self) -> float:
         """Modification time of the newest experiment snapshot (0 if none yet)."""

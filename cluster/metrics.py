@@ -13,8 +13,8 @@ own, with Ray's ``ray_`` prefix:
 | ``ray_hpnas_best_metric`` | gauge | best value of the searched metric so far |
 | ``ray_hpnas_trial_seconds`` | histogram | wall seconds of each ended trial |
 
-Counts are gauges set from the driver's tally of this run; after ``hpnas resume`` they count the
-trials that end in the resumed run.
+Counts are gauges set from the driver's tally; after ``hpnas resume`` they include the trials
+that ended before the crash.
 """
 
 from __future__ import annotations

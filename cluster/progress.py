@@ -8,7 +8,7 @@ from typing import Any, Callable, TextIO
 
 from ray.tune import Callback
 
-from search.adapter import Status, classify, finite_metric
+from search.adapter import ENDED, Status, classify, finite_metric
 
 __all__ = ["ProgressPrinter", "TrialTally"]
 
@@ -29,9 +29,26 @@ class TrialTally(Callback):
         self.outcomes: dict[str, Status] = {}
         self.best: tuple[float, str] | None = None
         self.seconds: dict[str, float] = {}
+        self.adopted = False
 
     def setup(self, **info: Any) -> None:
         self.start = self.clock()  # a restored callback was pickled in another process
+        self.adopted = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """On a resumed run, count the trials that ended before the crash."""
+        if self.adopted:
+            return
+        self.adopted = True
+        for trial in trials:
+            if trial.status in ENDED and trial.trial_id not in self.outcomes:
+                self._end(trial, error=trial.status == "ERROR")
+                best = (trial.metric_analysis.get(self.metric) or {}).get(self.mode)
+                value = finite_metric({self.metric: best}, self.metric)
+                if value is not None and self._better(value):
+                    self.best = (value, trial.trial_id)
+        if trials:
+            self.changed(ended=False)
 
     def changed(self, ended: bool) -> None:
         """Hook for subclasses."""

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
+from ray.tune.search import ConcurrencyLimiter
 
 from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
+from search.adapter import SearcherSync
 from search.results import ITERATIONS_FILE, TRIALS_FILE, ResultsWriter
 from search.storage import Location
 from trainables import TRAINABLE_INFO
@@ -122,7 +124,11 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
     from ray import tune
 
     trainable = _trainable(spec, trainable_fn)
+    # The limiter is built here, not by Tune from max_concurrent_trials, so that SearcherSync
+    # can hold it (and the searcher in it) across a restore.
+    search_alg = ConcurrencyLimiter(spec.make_searcher(), max_concurrent=spec.max_concurrent_trials)
     callbacks: list[Any] = [
+        SearcherSync(search_alg),
         ResultsWriter(spec.directory, metric=spec.metric, mode=spec.mode,
                       max_epochs=spec.max_epochs, searcher=spec.searcher,
                       param_names=spec.space.names),
@@ -138,10 +144,9 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=spec.make_searcher(),
+            search_alg=search_alg,
             scheduler=spec.make_scheduler(),
             num_samples=-1,  # the searcher says FINISHED after `samples` trials
-            max_concurrent_trials=spec.max_concurrent_trials,
             time_budget_s=spec.time_budget_s,
             reuse_actors=True,
         ),
@@ -206,6 +211,7 @@ def resume_experiment(directory: Location, *, address: str | None = None,
                 directory.fs.delete_file((directory / name).path)
         return run_experiment(spec, address=address, dashboard=dashboard,
                               trainable_fn=trainable_fn, resource_check=resource_check)
+    set_aside_unpaired_search_state(directory)
     with connect(address, dashboard=dashboard) as ray:
         if resource_check:
             check_resources(spec, [n["Resources"] for n in _alive_nodes(ray)])
@@ -214,6 +220,52 @@ def resume_experiment(directory: Location, *, address: str | None = None,
                                    restart_errored=False)
         tuner.fit()
     return directory
+
+
+_SNAPSHOT = ("experiment_state-", ".json")
+_SEARCH_STATE = (("searcher-state-", ".pkl"), ("search_gen_state-", ".json"))
+
+
+def set_aside_unpaired_search_state(directory: Location) -> list[str]:
+    """Rename search-state files of a session newer than the newest experiment snapshot.
+
+    Each run of an experiment (a session, named by its start time) writes its experiment
+    snapshot and its searcher's state as separate files, and Tune restores the newest of each
+    kind. A crash before a resumed session's first snapshot was copied leaves its searcher state
+    beside the previous session's snapshot: a searcher that has handed out trials the snapshot
+    never had (or said it has finished). Those files are renamed ``unpaired-*``, so Tune pairs
+    the snapshot with its own session's searcher; :class:`~search.adapter.SearcherSync` settles
+    the rest. Returns the renamed names.
+    """
+    import pyarrow.fs as pafs
+
+    fs = directory.fs
+    try:
+        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(directory.path))]
+    except (FileNotFoundError, OSError):
+        return []
+
+    def session(name: str, kind: tuple[str, str]) -> str | None:
+        prefix, suffix = kind
+        return name[len(prefix):-len(suffix)] if name.startswith(prefix) and \
+            name.endswith(suffix) else None
+
+    snapshots = [s for s in (session(n, _SNAPSHOT) for n in names) if s is not None]
+    if not snapshots:
+        return []
+    newest = max(snapshots)
+    moved = []
+    for name in names:
+        for kind in _SEARCH_STATE:
+            sess = session(name, kind)
+            if sess is not None and sess > newest:
+                fs.move((directory / name).path, (directory / f"unpaired-{name}").path)
+                moved.append(name)
+    if moved:
+        print(f"hpnas: set aside search state newer than the last experiment snapshot "
+              f"({', '.join(moved)}): the run was killed before its snapshot was saved.",
+              flush=True)
+    return moved
 
 
 # Filesystems every node of a cluster can mount (network and cluster filesystems, FUSE mounts of

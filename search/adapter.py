@@ -14,7 +14,9 @@ when ``mode="min"``). :class:`SpaceSearcher` adapts any core to Ray Tune's pull-
   ``COMPLETE``;
 * unknown trial ids (a restored experiment gives restarted trials new ids) are ignored with one
   warning, never a crash;
-* ``save``/``restore`` pickle the whole object: core state, live trials, RNGs, counters.
+* ``save``/``restore`` pickle the whole object: core state, live trials, RNGs, counters;
+* ``reconcile(trials)`` makes a restored searcher agree with the trials Tune restored (see
+  :class:`SearcherSync`).
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ import math
 import pickle
 from typing import Any, Hashable, Protocol
 
-from ray.tune.search import Searcher
+from ray.tune import Callback
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from spaces import Space
 
-__all__ = ["SpaceSearcher", "Status", "Strategy", "finite_metric"]
+__all__ = ["SearcherSync", "SpaceSearcher", "Status", "Strategy", "finite_metric"]
 
 logger = logging.getLogger(__name__)
 
 TRAINING_ITERATION = "training_iteration"
+ENDED = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that will not run again
 
 
 class Status(enum.Enum):
@@ -188,6 +192,28 @@ class SpaceSearcher(Searcher):
             logger.exception("%s searcher failed to learn from trial %s; going on.", self.name,
                              trial_id)
 
+    def reconcile(self, trials: list) -> None:
+        """Agree with Tune's restored ``trials`` (objects with ``trial_id``, ``status`` and
+        ``last_result``).
+
+        Tune copies the experiment snapshot and the searcher state to storage as separate files,
+        so a crash between the copies can restore a searcher a snapshot older or newer than the
+        trials. A live trial Tune does not know was handed out after the snapshot: it is
+        abandoned (the core is told it failed, so it learns no value from it). A live trial that
+        Tune has already ended is completed with its last result. The budget spent is the number
+        of trials Tune knows, so the experiment ends with ``max_trials`` trials either way.
+        """
+        by_id = {t.trial_id: t for t in trials}
+        for trial_id in list(self.live):
+            trial = by_id.get(trial_id)
+            if trial is None:
+                logger.warning("%s searcher: trial %s is not in the restored experiment (it "
+                               "started after the last snapshot); abandoned.", self.name, trial_id)
+                self.strategy.tell(self.live.pop(trial_id), None, Status.FAILED)
+            elif trial.status in ENDED:
+                self.on_trial_complete(trial_id, trial.last_result, error=trial.status == "ERROR")
+        self.suggested = len(trials)
+
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
             pickle.dump(self.__dict__, f)
@@ -195,3 +221,43 @@ class SpaceSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+
+
+class SearcherSync(Callback):
+    """Reconciles the searcher (and Tune's ``ConcurrencyLimiter`` around it) with the trials
+    Tune restored, once, before the first suggestion of a run or a resumed run.
+
+    Pass the same objects to ``TuneConfig(search_alg=limiter)`` and here: Tune pickles the
+    tuner's configuration, callbacks included, in one file, so a restored callback still holds
+    the searcher that Tune restores in place.
+    """
+
+    def __init__(self, search_alg: ConcurrencyLimiter | SpaceSearcher) -> None:
+        self.search_alg = search_alg
+        self.synced = False
+
+    def setup(self, **info: Any) -> None:
+        self.synced = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.synced:
+            return
+        self.synced = True
+        known = {t.trial_id: t for t in trials}
+        alg = self.search_alg
+        if isinstance(alg, ConcurrencyLimiter):
+            for trial_id in list(alg.live_trials):
+                trial = known.get(trial_id)
+                if trial is None:  # a slot held by a trial Tune does not know: free it
+                    alg.live_trials.discard(trial_id)
+                    alg.num_unfinished_live_trials = max(0, alg.num_unfinished_live_trials - 1)
+                elif trial.status in ENDED:  # ended, but the snapshot's limiter missed it
+                    alg.on_trial_complete(trial_id, trial.last_result,
+                                          error=trial.status == "ERROR")
+            for trial_id, trial in known.items():  # will run: count it against the limit
+                if trial.status not in ENDED and trial_id not in alg.live_trials:
+                    alg.live_trials.add(trial_id)
+                    alg.num_unfinished_live_trials += 1
+            alg = alg.searcher
+        if isinstance(alg, SpaceSearcher):
+            alg.reconcile(trials)

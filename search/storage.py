@@ -40,7 +40,8 @@ class Location:
         text = str(where)
         if is_uri(text):
             self.fs, self.path = pafs.FileSystem.from_uri(text)
-            self.uri = text.rstrip("/")
+            base, mark, query = text.partition("?")  # s3://b/p?region=...: options stay last
+            self.uri = base.rstrip("/") + mark + query
         else:
             self.fs = pafs.LocalFileSystem()
             self.path = os.path.abspath(os.path.expanduser(text))
@@ -50,7 +51,8 @@ class Location:
         joined = Location.__new__(Location)
         joined.fs = self.fs
         joined.path = posixpath.join(self.path, name)
-        joined.uri = f"{self.uri}/{name}"
+        base, mark, query = self.uri.partition("?")
+        joined.uri = f"{base}/{name}{mark}{query}"
         return joined
 
     def __str__(self) -> str:
@@ -76,8 +78,10 @@ class Location:
         return posixpath.basename(self.path)
 
     def with_name(self, name: str) -> Location:
-        return Location(self.uri.rsplit("/", 1)[0] + "/" + name) if is_uri(self.uri) else \
-            Location(os.path.join(os.path.dirname(self.path), name))
+        if not is_uri(self.uri):
+            return Location(os.path.join(os.path.dirname(self.path), name))
+        base, mark, query = self.uri.partition("?")
+        return Location(base.rsplit("/", 1)[0] + "/" + name + mark + query)
 
     @property
     def local(self) -> Path | None:

@@ -147,3 +147,43 @@ def test_resume_before_the_first_snapshot_starts_over(tmp_path, local_ray, capsy
     assert "starting it again from the beginning" in capsys.readouterr().out
     trials = pd.read_parquet(spec.directory / "trials.parquet")
     assert len(trials) == 4 and set(trials["status"]) == {"complete"}
+
+
+def _fails_once(config, settings=None, marker=""):
+    """Four epochs, a checkpoint each; the first attempt raises after its second epoch."""
+    from trainables.loop import load_state, report_epoch
+
+    state = load_state() or {"epoch": 0}
+    start = state["epoch"]
+    for epoch in range(start + 1, 5):
+        if epoch == 3 and not Path(marker).exists():
+            Path(marker).write_text("failed once")
+            raise RuntimeError("synthetic crash at epoch 3")
+        report_epoch({"val_acc": epoch / 4, "started_at": start}, {"epoch": epoch})
+
+
+def test_resume_retries_errored_trials_only_when_asked(tmp_path, local_ray):
+    from cluster.runner import resume_experiment
+
+    marker = str(tmp_path / "failed-once")
+    fn = lambda config, settings=None: _fails_once(config, settings, marker)  # noqa: E731
+    spec = spec_from_mapping({"name": "retry", "trainable": "nb201", "searcher": "random",
+                              "scheduler": "fifo", "samples": 2, "max_concurrent_trials": 1,
+                              "storage": str(tmp_path / "results")})
+    directory = run_experiment(spec, quiet=True, trainable_fn=fn)
+    trials = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    assert sorted(trials["status"]) == ["complete", "failed"]
+    failed = trials.index[trials["status"] == "failed"][0]
+    assert "synthetic crash" in trials.loc[failed, "error"]
+
+    resume_experiment(directory, dashboard=False, trainable_fn=fn)  # errored trials stay so
+    assert pd.read_parquet(directory / "trials.parquet").set_index("trial_id").loc[
+        failed, "status"] == "failed"
+
+    resume_experiment(directory, dashboard=False, retry_errored=True, trainable_fn=fn)
+    after = pd.read_parquet(directory / "trials.parquet").set_index("trial_id")
+    assert len(after) == 2 and set(after["status"]) == {"complete"}
+    iterations = pd.read_parquet(directory / "iterations.parquet")
+    mine = iterations[iterations["trial_id"] == failed]
+    assert list(mine["iteration"]) == [1, 2, 3, 4]  # each epoch once
+    assert list(mine["started_at"]) == [0, 0, 2, 2]  # retried from its epoch-2 checkpoint

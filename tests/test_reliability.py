@@ -58,6 +58,22 @@ def _trials(directory: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["status"])
 
 
+def _forge_unpaired_search_state(directory: Path) -> None:
+    """What a kill mid-copy can leave: the searcher state of a later session that handed out the
+    whole budget and said it had finished, beside an older experiment snapshot."""
+    import ray.cloudpickle as cloudpickle
+
+    later = "9999-12-31_23-59-59"
+    state = _searcher_state(directory)
+    state = {**state, "suggested": SAMPLES, "live": {**state["live"], "ghost": object()}}
+    (directory / f"searcher-state-{later}.pkl").write_bytes(cloudpickle.dumps(state))
+    gen = sorted(glob.glob(str(directory / "search_gen_state-*.json")))[-1]
+    with open(gen, "rb") as f:
+        gen_state = cloudpickle.load(f)
+    (directory / f"search_gen_state-{later}.json").write_bytes(
+        cloudpickle.dumps({**gen_state, "finished": True}))
+
+
 @pytest.mark.parametrize("searcher", ["evolution", "optuna"])
 def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, searcher):
     root = write_idx(tmp_path / "fm", n_train=400, n_test=100)
@@ -89,6 +105,8 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
         _stop_group(run)  # and the embedded Ray it started with it
     assert (_trials(directory)["status"] != "running").sum() < SAMPLES  # killed mid-search
     saved = _searcher_state(directory)
+    if searcher == "optuna":
+        _forge_unpaired_search_state(directory)
 
     resume = _hpnas("resume", str(directory), "--no-dashboard", log=log)
     try:
@@ -112,6 +130,30 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
     for trial_id, status in saved["outcomes"].items():
         assert final["outcomes"][trial_id] == status
     assert len(final["outcomes"]) > len(saved["outcomes"])
+    if searcher == "optuna":  # the forged later state was set aside, not restored
+        assert glob.glob(str(directory / "unpaired-searcher-state-9999-*.pkl"))
+        assert "set aside search state newer" in log.read_text()
+
+
+def test_search_state_newer_than_the_last_snapshot_is_set_aside(tmp_path):
+    from cluster.runner import set_aside_unpaired_search_state
+    from search.storage import Location
+
+    for name in ("experiment_state-2026-01-01_10-00-00.json",
+                 "experiment_state-2026-01-01_11-00-00.json",
+                 "searcher-state-2026-01-01_10-00-00.pkl", "searcher-state-2026-01-01_11-00-00.pkl",
+                 "search_gen_state-2026-01-01_11-00-00.json",
+                 "searcher-state-2026-01-01_12-00-00.pkl",  # a session that never snapshotted
+                 "search_gen_state-2026-01-01_12-00-00.json", "trials.parquet"):
+        (tmp_path / name).write_text("x")
+    moved = set_aside_unpaired_search_state(Location(tmp_path))
+    assert sorted(moved) == ["search_gen_state-2026-01-01_12-00-00.json",
+                             "searcher-state-2026-01-01_12-00-00.pkl"]
+    assert sorted(p.name for p in tmp_path.glob("unpaired-*")) == [
+        "unpaired-search_gen_state-2026-01-01_12-00-00.json",
+        "unpaired-searcher-state-2026-01-01_12-00-00.pkl"]
+    assert (tmp_path / "searcher-state-2026-01-01_11-00-00.pkl").exists()
+    assert set_aside_unpaired_search_state(Location(tmp_path)) == []  # nothing left to move
 
 
 def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
@@ -149,6 +191,52 @@ def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
     assert [p.exists() for p in made] == [False, False, False, True, True]
 
 
+def test_a_resumed_janitor_adopts_the_checkpoints_left_before_the_crash(tmp_path):
+    from types import SimpleNamespace
+
+    import pyarrow.fs as pafs
+    from ray.tune import Checkpoint
+
+    from cluster.checkpoints import CheckpointJanitor
+
+    trial_dir = tmp_path / "t"
+    made = [trial_dir / f"checkpoint_{i:06d}" for i in range(6)]
+    for path in made:
+        path.mkdir(parents=True)
+    snapshot = tmp_path / "experiment_state-x.json"
+    snapshot.write_text("{}")
+    os.utime(snapshot, (1000.0, 1000.0))
+    # The snapshot names checkpoint 3; 4 and 5 were written after it, before the crash.
+    trial = SimpleNamespace(trial_id="t", checkpoint=Checkpoint(
+        str(made[3]), filesystem=pafs.LocalFileSystem()))
+    janitor = CheckpointJanitor(tmp_path)
+    janitor.setup()
+    janitor.on_step_begin(0, [trial])
+    assert all(p.exists() for p in made)  # no snapshot of this run yet
+    os.utime(snapshot, (2000.0, 2000.0))
+    janitor.on_experiment_end([trial])
+    assert [p.exists() for p in made] == [False, False, True, True, True, True]
+
+
+def test_a_resumed_tally_counts_the_trials_that_ended_before_the_crash():
+    from types import SimpleNamespace
+
+    from cluster.progress import TrialTally
+    from search.adapter import Status
+
+    def trial(trial_id, status, value, iteration):
+        return SimpleNamespace(trial_id=trial_id, status=status,
+                               last_result={"val_acc": value, "training_iteration": iteration},
+                               metric_analysis={"val_acc": {"max": value + 0.1}})
+
+    tally = TrialTally(metric="val_acc", mode="max", max_epochs=3)
+    tally.setup()
+    tally.on_step_begin(0, [trial("a", "TERMINATED", 0.5, 3), trial("b", "TERMINATED", 0.3, 1),
+                            trial("c", "ERROR", float("nan"), 1), trial("d", "RUNNING", 0.9, 2)])
+    assert tally.counts() == {Status.COMPLETE: 1, Status.PRUNED: 1, Status.FAILED: 1}
+    assert tally.best == (0.6, "a") and not tally.running
+
+
 EPOCHS = 6
 
 
@@ -168,7 +256,8 @@ def slow_epochs(config, settings=None):
                       "node": ray.get_runtime_context().get_node_id()}, {"epoch": epoch})
 
 
-def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint_elsewhere(tmp_path):
+def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint_elsewhere(tmp_path, caplog):
+    import logging
     import threading
 
     import ray
@@ -199,6 +288,7 @@ def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint_elsewhere(tmp
                 except BaseException as e:
                     errors.append(e)
 
+            caplog.set_level(logging.WARNING, logger="search.adapter")
             driver = threading.Thread(target=run)
             driver.start()
             deadline = time.monotonic() + 120
@@ -219,3 +309,8 @@ def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint_elsewhere(tmp
     resumed = iterations[iterations["started_at"] > 0]
     assert len(resumed) > 0 and resumed["started_at"].min() >= 2  # from its checkpoint
     assert iterations["node"].nunique() == 2  # on another node
+    # The searcher was told of the trial once, when it completed (not of the lost attempt).
+    state = _searcher_state(tmp_path / "results" / "lost")
+    assert state["suggested"] == 1
+    assert [s.value for s in state["outcomes"].values()] == ["complete"]
+    assert "unknown trial" not in caplog.text

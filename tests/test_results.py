@@ -145,3 +145,12 @@ def test_leaderboard_orders_and_drops_failed(tmp_path):
 def test_load_results_on_a_non_experiment_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an hpnas experiment directory"):
         load_results(tmp_path)
+
+
+def test_uri_options_stay_at_the_end_when_names_are_joined():
+    where = storage.Location("s3://bucket/prefix/?region=us-east-1&endpoint_override=h:9000")
+    child = where / "exp" / "trials.parquet"
+    assert str(child) == "s3://bucket/prefix/exp/trials.parquet?region=us-east-1&endpoint_override=h:9000"
+    assert child.path == "bucket/prefix/exp/trials.parquet"
+    assert str((where / "exp").with_name("other")) == \
+        "s3://bucket/prefix/other?region=us-east-1&endpoint_override=h:9000"

@@ -212,3 +212,65 @@ def test_tpe_beats_random_on_a_smooth_objective():
     tpe = sum(best("optuna", s) for s in range(5))
     rnd = sum(best("random", s) for s in range(5))
     assert tpe > rnd
+
+
+def _trial(trial_id, status, result=None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(trial_id=trial_id, status=status, last_result=result or {},
+                           metric_analysis={})
+
+
+def test_reconcile_abandons_trials_the_restored_experiment_never_had():
+    # The searcher state is a snapshot newer than Tune's trials: it handed out c and d, and
+    # counted them, but Tune restored only a (ended) and b (running).
+    searcher = make_searcher("evolution", space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=0, max_epochs=2, max_trials=4,
+                             options={"population_size": 2, "sample_size": 1})
+    for trial_id in "abcd":
+        searcher.suggest(trial_id)
+    searcher.on_trial_complete("a", {"val_acc": 0.5, "training_iteration": 2})
+    assert searcher.suggest("e") == Searcher.FINISHED
+    searcher.reconcile([_trial("a", "TERMINATED"), _trial("b", "RUNNING")])
+    assert set(searcher.live) == {"b"}
+    assert len(searcher.strategy.pending) == 1  # c and d are no longer waited for
+    assert [s for _, s in searcher.strategy.population] == [0.5]  # nothing learned from them
+    assert searcher.suggested == 2
+    assert searcher.suggest("e") not in (None, Searcher.FINISHED)  # their budget runs again
+    assert searcher.suggest("f") not in (None, Searcher.FINISHED)
+    assert searcher.suggest("g") == Searcher.FINISHED
+
+
+def test_reconcile_completes_trials_tune_ended_after_the_searcher_was_saved():
+    # The searcher state is older than Tune's trials: a ended (and b started) since it was saved.
+    searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=0, max_epochs=2, max_trials=3)
+    searcher.suggest("a")
+    searcher.reconcile([_trial("a", "TERMINATED", {"val_acc": 0.7, "training_iteration": 2}),
+                        _trial("b", "PENDING")])
+    assert searcher.live == {} and searcher.outcomes == {"a": Status.COMPLETE}
+    assert searcher.suggested == 2
+    assert searcher.suggest("c") not in (None, Searcher.FINISHED)
+    assert searcher.suggest("d") == Searcher.FINISHED
+
+
+def test_searcher_sync_frees_concurrency_slots_of_unknown_trials():
+    from ray.tune.search import ConcurrencyLimiter
+
+    from search import SearcherSync
+
+    searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=0, max_epochs=2, max_trials=10)
+    limiter = ConcurrencyLimiter(searcher, max_concurrent=2)
+    limiter.suggest("ghost1")
+    limiter.suggest("ghost2")
+    assert limiter.suggest("x") is None  # both slots held
+    sync = SearcherSync(limiter)
+    sync.setup()
+    # Tune restored one running trial the limiter never saw, and neither ghost.
+    sync.on_step_begin(0, [_trial("r", "RUNNING")])
+    assert limiter.live_trials == {"r"} and searcher.suggested == 1
+    assert limiter.suggest("y") is not None  # one slot free again
+    assert limiter.suggest("z") is None  # r and y hold the two
+    sync.on_step_begin(1, [])  # once per run only
+    assert limiter.live_trials == {"r", "y"}
