@@ -140,6 +140,7 @@ def _local_checkpoint(checkpoint: str) -> Iterator[str]:
 def _best_trial(directory: Any, spec: Any, trial_id: str | None) -> tuple[dict, Any] | None:
     """(config, row) of ``trial_id``, or of the best complete trial with a checkpoint (by its
     last metric value, the one its checkpoint holds); None if there is none."""
+    from cluster.export import plain as _plain
     from search.results import load_results
 
     trials, _ = load_results(directory)
@@ -372,16 +373,67 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cluster.export import best_config_experiment, experiment_yaml, table_bytes
     from cluster.spec import SPEC_FILE, SpecError
+    from search.analysis import load
     from search.storage import Location
 
-    directory = Location(args.directory)
+    directories = [Location(d) for d in args.directories]
+    if args.format == "parquet" and not args.output:
+        return _fail("--format parquet writes a binary file; give it --output FILE.")
+    if args.best_config and len(directories) > 1:
+        return _fail("--best-config takes one experiment directory; give one DIR.")
     try:
-        if not (directory / SPEC_FILE).is_file():
-            return _fail(f"{directory} is not an hpnas experiment directory (no {SPEC_FILE}).")
-        _print_leaderboard(directory, args.top)
-    except (FileNotFoundError, SpecError, OSError) as e:
+        if args.best_config:
+            experiment, trial_id = best_config_experiment(
+                directories[0], trial_id=args.trial, epochs=args.epochs)
+            Location(args.best_config).write_text(experiment_yaml(
+                experiment, source=str(directories[0]), trial_id=trial_id))
+            fixed = experiment["space"]["overrides"]
+            print(f"trial {trial_id}: {yaml.safe_dump(fixed, default_flow_style=True).strip()}\n"
+                  f"written to {args.best_config}; retrain with: hpnas run {args.best_config}")
+            return 0
+        if args.format:
+            runs = load(*directories, same_goal=False)
+            table = runs.iterations if args.iterations else runs.trials
+            data = table_bytes(table, args.format)
+            if args.output:
+                Location(args.output).write_bytes(data)
+                print(f"{len(table)} rows written to {args.output}", file=sys.stderr)
+            else:
+                sys.stdout.write(data.decode())
+            return 0
+        for directory in directories:
+            if not (directory / SPEC_FILE).is_file():
+                return _fail(f"{directory} is not an hpnas experiment directory (no "
+                             f"{SPEC_FILE}).")
+            _print_leaderboard(directory, args.top)
+    except (FileNotFoundError, SpecError, ValueError, OSError) as e:
         return _fail(str(e))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from search.analysis import load
+    from search.report import write_report
+    from search.storage import Location
+
+    directories = [Location(d) for d in args.directories]
+    try:
+        runs = load(*directories)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        return _fail(str(e))
+    output = args.output
+    if output is None:
+        local = directories[0].local
+        output = local / "report.html" if len(directories) == 1 and local is not None \
+            else "hpnas-report.html"
+    path = write_report(runs, output, top=args.top, cost=args.cost, png_dir=args.png_dir)
+    counts = runs.trials["status"].value_counts().to_dict()
+    print(f"report of {len(directories)} experiment(s), {len(runs.trials)} trials "
+          f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}): {path}")
     return 0
 
 
@@ -418,15 +470,6 @@ def _evaluate(directory: Any, trial_id: str | None) -> int:
                                            if isinstance(v, float)))
     print(f"written to {directory / 'evaluation.json'}")
     return 0
-
-
-def _plain(value: Any) -> Any:
-    """A pandas/numpy cell as a plain Python value; NaN as None."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -536,11 +579,44 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--follow", action="store_true", help="stream until the job ends")
         p.set_defaults(func=func)
 
-    results = sub.add_parser("results", help="print an experiment's leaderboard",
-                             epilog="example: hpnas results results/fmnist-cnn --top 5")
-    results.add_argument("directory")
+    results = sub.add_parser(
+        "results", help="an experiment's leaderboard; export its tables or best config",
+        description="Print the leaderboard of each experiment DIR (a path or URI, also while it "
+                    "runs); or export the trials (or --iterations) of all of them as CSV, JSON "
+                    "or Parquet, with `experiment` and `searcher` columns; or write the best "
+                    "trial's config as an experiment file that `hpnas run` retrains.",
+        epilog="examples: hpnas results results/fmnist-cnn --top 5 | "
+               "hpnas results results/a results/b --format csv --output trials.csv | "
+               "hpnas results results/fmnist-cnn --best-config best.yaml --epochs 20")
+    results.add_argument("directories", nargs="+", metavar="DIR")
     results.add_argument("--top", type=int, default=10)
+    results.add_argument("--format", choices=("csv", "json", "parquet"),
+                         help="export the table instead of printing the leaderboard")
+    results.add_argument("--iterations", action="store_true",
+                         help="export iterations.parquet's rows (one per epoch) instead of trials")
+    results.add_argument("--output", help="file to export to (default: standard output)")
+    results.add_argument("--best-config", metavar="FILE",
+                         help="write the best trial's config as an experiment file to FILE")
+    results.add_argument("--trial", help="with --best-config: this trial instead of the best")
+    results.add_argument("--epochs", type=int,
+                         help="with --best-config: train.epochs of the retraining run")
     results.set_defaults(func=cmd_results)
+
+    report = sub.add_parser(
+        "report", help="an HTML page of plots comparing one or more experiments",
+        description="Write one self-contained HTML page (PNG plots embedded): best so far "
+                    "against time and trials per experiment, learning curves, parallel "
+                    "coordinates, fANOVA parameter importance, the Pareto front and the "
+                    "leaderboard. Works while the experiments run.",
+        epilog="example: hpnas report results/nb201-evolution results/nb201-random -o cmp.html")
+    report.add_argument("directories", nargs="+", metavar="DIR")
+    report.add_argument("-o", "--output", help="the HTML file (default: DIR/report.html for one "
+                                               "local DIR, else ./hpnas-report.html)")
+    report.add_argument("--top", type=int, default=10, help="leaderboard rows")
+    report.add_argument("--cost", help="trials column the Pareto plot trades the metric against "
+                                       "(default: last/params if reported, else wall_s)")
+    report.add_argument("--png-dir", help="also write each plot as a PNG file here")
+    report.set_defaults(func=cmd_report)
 
     evaluate = sub.add_parser(
         "evaluate", help="test metrics of the best (or a given) trial's final model",

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import yaml
 
 from search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
+from search.results import SPEC_FILE
 from search.storage import Location, is_uri
 from spaces import SPACES, Space, closest, get_space
 from spaces.options import check_range, parse_options
@@ -40,8 +41,6 @@ from trainables import TRAINABLE_INFO
 from trainables.data import DatasetNotFound, locate
 
 __all__ = ["ExperimentSpec", "Resources", "SpecError", "load_spec", "spec_from_mapping"]
-
-SPEC_FILE = "hpnas.yaml"
 
 
 class SpecError(ValueError):

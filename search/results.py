@@ -39,6 +39,7 @@ from search.storage import Location, is_uri
 __all__ = [
     "ITERATIONS_FILE",
     "SCHEMA_VERSION",
+    "SPEC_FILE",
     "TRIALS_FILE",
     "ResultsWriter",
     "leaderboard",
@@ -49,6 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+SPEC_FILE = "hpnas.yaml"  # the validated experiment file, saved beside the results
 TRIALS_FILE = "trials.parquet"
 ITERATIONS_FILE = "iterations.parquet"
 _SKIP_KEYS = set(AUTO_RESULT_KEYS) | {

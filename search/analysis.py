@@ -1,0 +1,183 @@
+"""Analysis of finished (or running) experiments in pandas.
+
+One or many experiment directories load into two DataFrames, each row tagged with its
+``experiment`` (the directory's name) and ``searcher``, so several searches compare with a
+``groupby``::
+
+    from search.analysis import load, best_trial, pareto_front, best_so_far
+    runs = load("results/nb201-evolution", "results/nb201-random")
+    runs.trials                    # one row per trial (see search.results for the columns)
+    runs.iterations                # one row per reported epoch
+    best_trial(runs.trials, "val_acc", "max")
+    pareto_front(runs.trials, {"best_val_acc": "max", "last/params": "min"})
+    best_so_far(runs, by="time")   # experiment, searcher, x (seconds), best
+
+Files are read as they are on disk: an experiment still running loads its trials so far (its
+Parquet files are replaced atomically, never torn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from search.results import SPEC_FILE, load_results
+from search.storage import Location
+
+__all__ = ["Experiments", "best_so_far", "best_trial", "load", "pareto_front"]
+
+
+@dataclass
+class Experiments:
+    """Trials and iterations of one or more experiments, with what each optimised."""
+
+    trials: pd.DataFrame
+    iterations: pd.DataFrame
+    metric: str
+    mode: str
+    specs: dict[str, dict] = field(default_factory=dict)  # experiment name -> its hpnas.yaml
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+
+def _searcher_name(spec: dict) -> str:
+    searcher = spec.get("searcher") or "random"
+    if isinstance(searcher, dict):
+        name = str(searcher.get("name", "random"))
+        sampler = searcher.get("sampler")
+        return f"{name}-{sampler}" if sampler and name == "optuna" else name
+    return str(searcher)
+
+
+def load(*directories: str | Path | Location, same_goal: bool = True) -> Experiments:
+    """Load experiment directories (paths or URIs) into one :class:`Experiments`.
+
+    Raises ``FileNotFoundError`` for a directory without results, and (with ``same_goal``)
+    ``ValueError`` when the experiments optimise different metrics (or the same one in different
+    directions), which cannot share an axis; without it, ``metric`` and ``mode`` are the first
+    experiment's.
+    """
+    import yaml
+
+    if not directories:
+        raise ValueError("no experiment directory given")
+    trials, iterations, specs = [], [], {}
+    for where in directories:
+        directory = Location(where)
+        spec_path = directory / SPEC_FILE
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{directory} is not an hpnas experiment directory (no "
+                                    f"{SPEC_FILE}).")
+        spec = yaml.safe_load(spec_path.read_text()) or {}
+        name = str(spec.get("name") or directory.name)
+        if name in specs:
+            name = f"{name} ({directory})"
+        specs[name] = spec
+        t, i = load_results(directory)
+        searcher = _searcher_name(spec)
+        t = t.assign(experiment=name, searcher=searcher)
+        i = i.assign(experiment=name, searcher=searcher)
+        trials.append(t)
+        iterations.append(i)
+    goals = {(s.get("metric", "val_acc"), s.get("mode", "max")) for s in specs.values()}
+    if len(goals) > 1 and same_goal:
+        raise ValueError("the experiments optimise different goals ("
+                         + ", ".join(f"{n}: {s.get('metric')} {s.get('mode')}"
+                                     for n, s in specs.items())
+                         + "); compare experiments that share metric and mode.")
+    first = next(iter(specs.values()))
+    metric, mode = first.get("metric", "val_acc"), first.get("mode", "max")
+    front = ["experiment", "searcher"]
+
+    def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=front)
+        df = pd.concat(frames, ignore_index=True, sort=False)
+        return df[front + [c for c in df.columns if c not in front]]
+
+    return Experiments(combine(trials), combine(iterations), metric, mode, specs)
+
+
+def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> pd.Series:
+    """The non-failed trial with the best ``best_<metric>`` (``ValueError`` if there is none)."""
+    column = f"best_{metric}"
+    ok = trials[trials["status"] != "failed"].dropna(subset=[column]) \
+        if column in trials.columns else trials.iloc[0:0]
+    if ok.empty:
+        raise ValueError(f"no trial has a finite {metric!r} yet")
+    return ok.loc[ok[column].idxmax() if mode == "max" else ok[column].idxmin()]
+
+
+def pareto_front(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """Trials no other trial beats on every objective (``{column: "max" | "min"}``), sorted by
+    the first objective; failed trials and rows missing an objective are left out.
+
+    Example: ``pareto_front(trials, {"best_val_acc": "max", "last/params": "min"})``.
+    """
+    missing = [c for c in objectives if c not in trials.columns]
+    if missing:
+        raise ValueError(f"no column {missing[0]!r} in the trials; columns: "
+                         f"{', '.join(trials.columns)}")
+    bad = {c: m for c, m in objectives.items() if m not in ("max", "min")}
+    if bad:
+        raise ValueError(f"objective modes must be 'max' or 'min', got {bad}")
+    ok = trials[trials["status"] != "failed"].dropna(subset=list(objectives))
+    # Maximise everything: negate the "min" columns.
+    values = np.column_stack([ok[c].astype(float).to_numpy() * (1 if m == "max" else -1)
+                              for c, m in objectives.items()]) if len(ok) else np.zeros((0, 1))
+    keep = []
+    for i, row in enumerate(values):
+        dominated = np.any(np.all(values >= row, axis=1) & np.any(values > row, axis=1))
+        keep.append(not dominated)
+    first, mode = next(iter(objectives.items()))
+    return ok[np.array(keep, dtype=bool)].sort_values(first, ascending=mode == "min",
+                                                      kind="stable")
+
+
+def best_so_far(runs: Experiments, by: Literal["trials", "time"] = "trials") -> pd.DataFrame:
+    """The best metric value found so far, per experiment.
+
+    ``by="trials"``: after each ended trial (ordered by when it ended; ``x`` is 1, 2, ...), from
+    the trials' best values. ``by="time"``: after each reported epoch of any trial, ``x`` being
+    seconds since the experiment's first trial started (wall time on the driver's clock,
+    one-second resolution). Columns: ``experiment``, ``searcher``, ``x``, ``best``.
+    """
+    if by not in ("trials", "time"):
+        raise ValueError(f"`by` is {by!r}, but must be 'trials' or 'time'")
+    metric, mode = runs.metric, runs.mode
+    frames = []
+    its = runs.iterations
+    for name in runs.names:
+        mine = its[its["experiment"] == name] if "experiment" in its.columns else its.iloc[0:0]
+        if metric not in mine.columns or "timestamp" not in mine.columns:
+            continue
+        mine = mine.dropna(subset=[metric, "timestamp"])
+        if mine.empty:
+            continue
+        searcher = mine["searcher"].iloc[0]
+        start = (mine["timestamp"] - mine["time_total_s"].fillna(0)).min()
+        if by == "time":
+            mine = mine.sort_values(["timestamp", "time_total_s"], kind="stable")
+            x = (mine["timestamp"] - start).to_numpy(dtype=float)
+            values = mine[metric].to_numpy(dtype=float)
+        else:
+            trials = runs.trials[(runs.trials["experiment"] == name)
+                                 & (runs.trials["status"].isin(["complete", "pruned"]))]
+            ended = mine.groupby("trial_id")["timestamp"].max()
+            trials = trials.assign(ended=trials["trial_id"].map(ended)).dropna(
+                subset=["ended", f"best_{metric}"]).sort_values("ended", kind="stable")
+            x = np.arange(1, len(trials) + 1, dtype=float)
+            values = trials[f"best_{metric}"].to_numpy(dtype=float)
+        best = np.maximum.accumulate(values) if mode == "max" else np.minimum.accumulate(values)
+        frames.append(pd.DataFrame({"experiment": name, "searcher": searcher, "x": x,
+                                    "best": best}))
+    if not frames:
+        return pd.DataFrame(columns=["experiment", "searcher", "x", "best"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,403 @@
+"""``hpnas report``: one self-contained HTML page of plots for one or more experiments.
+
+The page embeds PNGs (matplotlib, Agg backend) as data URIs, so it can be mailed or attached
+as one file:
+
+* best so far against wall time and against trials, one line per experiment (to compare
+  searchers on one axis);
+* learning curves of every trial (the metric per epoch), pruned trials faded, failed ones red;
+* parallel coordinates of the searched parameters, each trial coloured by its best metric;
+* parameter importance: Optuna's fANOVA (a random forest's functional ANOVA, Hutter et al.
+  2014) over the complete trials;
+* the Pareto front of the metric against a cost (parameter count where trials report
+  ``params``, else trial seconds);
+* the leaderboard.
+
+It reads the Parquet files as they are, so a running experiment can be reported at any time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from search.analysis import Experiments, best_so_far, best_trial, pareto_front
+from search.results import leaderboard
+
+__all__ = ["PLOTS", "param_importance", "render_plots", "write_report"]
+
+PLOTS = ("best_so_far_time", "best_so_far_trials", "learning_curves", "parallel_coordinates",
+         "importance", "pareto")
+STATUS_STYLE = {  # colour, alpha, line style
+    "complete": ("C0", 0.9, "-"),
+    "running": ("C1", 0.9, "-"),
+    "pruned": ("0.5", 0.25, "-"),
+    "failed": ("C3", 0.35, "--"),
+}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
+            color="0.3", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _label(runs: Experiments, name: str) -> str:
+    searcher = runs.trials.loc[runs.trials["experiment"] == name, "searcher"]
+    return f"{name} ({searcher.iloc[0]})" if len(searcher) else name
+
+
+def plot_best_so_far(runs: Experiments, by: str) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = best_so_far(runs, by=by)
+    if curves.empty:
+        _empty(ax, "no trial has reported the metric yet")
+    minutes = by == "time" and not curves.empty and curves["x"].max() > 180
+    for name, curve in curves.groupby("experiment", sort=False):
+        x = curve["x"].to_numpy()
+        if minutes:
+            x = x / 60.0
+        ax.step(x, curve["best"], where="post", label=_label(runs, name), linewidth=2)
+        ax.plot(x[-1:], curve["best"].to_numpy()[-1:], "o", color=ax.lines[-1].get_color())
+    ax.set_xlabel(("wall time (minutes)" if minutes else "wall time (seconds)") if by == "time"
+                  else "trials ended")
+    if by == "trials":
+        ax.xaxis.set_major_locator(_plt().MaxNLocator(integer=True))
+    ax.set_ylabel(f"best {runs.metric} so far")
+    ax.set_title(f"Best {runs.metric} so far ({runs.mode}) against "
+                 + ("wall time" if by == "time" else "trials"))
+    if not curves.empty:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_learning_curves(runs: Experiments) -> bytes:
+    plt = _plt()
+    names = runs.names
+    cols = min(len(names), 3)
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), squeeze=False)
+    status = runs.trials.set_index(["experiment", "trial_id"])["status"]
+    its = runs.iterations
+    for ax, name in zip(axes.flat, names):
+        mine = its[its["experiment"] == name] if runs.metric in its.columns else its.iloc[0:0]
+        mine = mine.dropna(subset=[runs.metric]) if len(mine) else mine
+        if mine.empty:
+            _empty(ax, "no epoch reported yet")
+        drawn = set()
+        # Faded (pruned, failed) first, so the complete and running trials are drawn on top.
+        order = sorted(mine.groupby("trial_id", sort=False),
+                       key=lambda kv: status.get((name, kv[0]), "running") in ("complete",
+                                                                               "running"))
+        for trial_id, curve in order:
+            state = status.get((name, trial_id), "running")
+            colour, alpha, style = STATUS_STYLE.get(state, STATUS_STYLE["running"])
+            ax.plot(curve["iteration"], curve[runs.metric], style, color=colour, alpha=alpha,
+                    linewidth=1.4, marker="." if len(curve) < 3 else None,
+                    label=state if state not in drawn else None)
+            drawn.add(state)
+        ax.set_title(_label(runs, name), fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_ylabel(runs.metric)
+        if drawn:
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Learning curves (pruned trials faded)")
+    return _png(fig)
+
+
+def _param_columns(trials: pd.DataFrame) -> list[str]:
+    """Searched parameters that vary across trials."""
+    cols = [c for c in trials.columns if c.startswith("config/")]
+    return [c for c in cols if trials[c].dropna().astype(str).nunique() > 1]
+
+
+def _axis_values(values: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]]:
+    """A parameter's values on [0, 1] (inactive: -0.1) and its tick labels."""
+    present = values.dropna()
+    numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
+    if numeric:
+        v = present.astype(float)
+        log = (v > 0).all() and v.max() / v.min() > 20
+        t = np.log10(v) if log else v
+        lo, hi = float(t.min()), float(t.max())
+        scaled = (t - lo) / (hi - lo) if hi > lo else t * 0 + 0.5
+        ticks = [(0.0, f"{v.min():.3g}"), (1.0, f"{v.max():.3g}")]
+    else:
+        cats = sorted(present.astype(str).unique())
+        pos = {c: (i / (len(cats) - 1) if len(cats) > 1 else 0.5) for i, c in enumerate(cats)}
+        scaled = present.astype(str).map(pos)
+        ticks = [(p, c) for c, p in pos.items()]
+    out = np.full(len(values), -0.1)
+    out[values.notna().to_numpy()] = scaled.to_numpy(dtype=float)
+    if values.isna().any():
+        ticks.append((-0.1, "off"))
+    return out, ticks
+
+
+def plot_parallel_coordinates(runs: Experiments) -> bytes:
+    plt = _plt()
+    column = f"best_{runs.metric}"
+    ok = runs.trials[runs.trials["status"] != "failed"]
+    ok = ok.dropna(subset=[column]) if column in ok.columns else ok.iloc[0:0]
+    params = _param_columns(ok)
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(params) + 2), 4.5))
+    if ok.empty or not params:
+        _empty(ax, "no finished trial with varying parameters yet")
+        return _png(fig)
+    values = ok[column].to_numpy(dtype=float)
+    norm = plt.Normalize(values.min(), values.max() if values.max() > values.min()
+                         else values.min() + 1e-9)
+    cmap = plt.get_cmap("viridis" if runs.mode == "max" else "viridis_r")
+    axes_values = [_axis_values(ok[p]) for p in params]
+    ys = np.column_stack([a[0] for a in axes_values])
+    for i in np.argsort(values if runs.mode == "max" else -values):  # best drawn last
+        ax.plot(range(len(params)), ys[i], color=cmap(norm(values[i])), alpha=0.75,
+                linewidth=1.3)
+    for x, (_, ticks) in enumerate(axes_values):
+        ax.axvline(x, color="0.2", linewidth=0.8)
+        for y, text in ticks:
+            ax.text(x + 0.03, y, text, fontsize=7, va="center", color="0.2")
+    ax.set_xticks(range(len(params)))
+    ax.set_xticklabels([p.removeprefix("config/") for p in params], rotation=30, ha="right",
+                       fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.18, 1.08)
+    ax.set_xlim(-0.2, len(params) - 0.5)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label=f"best {runs.metric}")
+    ax.set_title(f"Parallel coordinates: {len(ok)} trials coloured by best {runs.metric}")
+    return _png(fig)
+
+
+def param_importance(trials: pd.DataFrame, metric: str, mode: str, *,
+                     seed: int = 0) -> pd.Series:
+    """fANOVA importance of each varying parameter over the complete trials (Optuna's
+    ``FanovaImportanceEvaluator``), largest first, summing to 1. An inactive (conditional)
+    number counts as 0 and an inactive choice as ``"off"``, so every parameter is scored.
+    ``ValueError`` with fewer than 4 complete trials."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    column = f"best_{metric}"
+    done = trials[trials["status"] == "complete"]
+    done = done.dropna(subset=[column]) if column in done.columns else done.iloc[0:0]
+    if len(done) < 4:
+        raise ValueError(f"parameter importance needs at least 4 complete trials; "
+                         f"there are {len(done)}")
+    params = _param_columns(done)
+    if not params:
+        raise ValueError("no searched parameter varies across the complete trials")
+    if done[column].astype(float).nunique() < 2:
+        raise ValueError(f"every complete trial has the same {metric}; nothing to explain")
+    distributions: dict[str, Any] = {}
+    columns: dict[str, list] = {}
+    for p in params:
+        name = p.removeprefix("config/")
+        values = done[p]
+        present = values.dropna()
+        if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+            filled = values.astype(float).fillna(0.0)
+            lo, hi = float(filled.min()), float(filled.max())
+            distributions[name] = FloatDistribution(lo, hi if hi > lo else lo + 1.0)
+            columns[name] = filled.tolist()
+        else:
+            filled = values.astype(object).where(values.notna(), "off").astype(str)
+            distributions[name] = CategoricalDistribution(sorted(filled.unique()))
+            columns[name] = filled.tolist()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    for row, value in enumerate(done[column].astype(float)):
+        study.add_trial(optuna.trial.create_trial(
+            params={n: columns[n][row] for n in distributions}, distributions=distributions,
+            value=value))
+    scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=seed))
+    return pd.Series(scores, name="importance", dtype=float)  # largest first
+
+
+def plot_importance(runs: Experiments) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    try:
+        scores = param_importance(runs.trials, runs.metric, runs.mode)
+    except ValueError as e:
+        _empty(ax, f"no importance yet: {e}")
+        return _png(fig)
+    scores = scores.iloc[::-1]  # largest at the top
+    ax.barh(scores.index, scores.to_numpy(), color="C0")
+    for y, v in enumerate(scores.to_numpy()):
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+    done = int((runs.trials["status"] == "complete").sum())
+    ax.set_xlabel(f"fANOVA importance for {runs.metric} (sums to 1)")
+    ax.set_title(f"Parameter importance over {done} complete trials")
+    ax.set_xlim(0, max(1e-9, float(scores.max())) * 1.2)
+    return _png(fig)
+
+
+def cost_column(trials: pd.DataFrame) -> str:
+    """The cost the Pareto plot trades the metric against."""
+    return "last/params" if "last/params" in trials.columns and \
+        trials["last/params"].notna().any() else "wall_s"
+
+
+def plot_pareto(runs: Experiments, cost: str | None = None) -> bytes:
+    plt = _plt()
+    cost = cost or cost_column(runs.trials)
+    column = f"best_{runs.metric}"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if column not in runs.trials.columns or cost not in runs.trials.columns:
+        _empty(ax, f"no trials with both {runs.metric} and {cost} yet")
+        return _png(fig)
+    ok = runs.trials[runs.trials["status"] != "failed"].dropna(subset=[column, cost])
+    if ok.empty:
+        _empty(ax, f"no trials with both {runs.metric} and {cost} yet")
+        return _png(fig)
+    for name, group in ok.groupby("experiment", sort=False):
+        done = group["status"] == "complete"
+        points = ax.scatter(group.loc[done, cost], group.loc[done, column], s=20, alpha=0.8,
+                            label=_label(runs, name))
+        ax.scatter(group.loc[~done, cost], group.loc[~done, column], s=14, alpha=0.25,
+                   color=points.get_facecolor()[0] if done.any() else None)
+    # The front of complete trials: a pruned trial's value comes from fewer epochs.
+    complete = ok[ok["status"] == "complete"]
+    basis = complete if not complete.empty else ok
+    front = pareto_front(basis, {column: runs.mode, cost: "min"}).sort_values(cost)
+    which = "complete trials" if not complete.empty else "trials"
+    ax.step(front[cost], front[column], where="post",  # the best reachable at each cost
+            color="k", linewidth=1.5, label=f"Pareto front of {which} ({len(front)})")
+    ax.scatter(front[cost], front[column], s=40, facecolors="none", edgecolors="k")
+    if (ok[cost] > 0).all() and ok[cost].max() / max(ok[cost].min(), 1e-12) > 20:
+        ax.set_xscale("log")
+    label = {"last/params": "parameters", "wall_s": "trial seconds"}.get(cost, cost)
+    ax.set_xlabel(f"{label} (lower is better)")
+    ax.set_ylabel(f"best {runs.metric}")
+    ax.set_title(f"{runs.metric} against {label} (pruned and running trials faded)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def render_plots(runs: Experiments, cost: str | None = None) -> dict[str, bytes]:
+    """Every plot of the report as PNG bytes, by name (see :data:`PLOTS`)."""
+    return {
+        "best_so_far_time": plot_best_so_far(runs, "time"),
+        "best_so_far_trials": plot_best_so_far(runs, "trials"),
+        "learning_curves": plot_learning_curves(runs),
+        "parallel_coordinates": plot_parallel_coordinates(runs),
+        "importance": plot_importance(runs),
+        "pareto": plot_pareto(runs, cost),
+    }
+
+
+def _summary(runs: Experiments) -> pd.DataFrame:
+    rows = []
+    column = f"best_{runs.metric}"
+    for name in runs.names:
+        mine = runs.trials[runs.trials["experiment"] == name]
+        counts = mine["status"].value_counts()
+        try:
+            best = best_trial(mine, runs.metric, runs.mode)[column]
+        except ValueError:
+            best = float("nan")
+        rows.append({"experiment": name, "searcher": mine["searcher"].iloc[0] if len(mine)
+                     else "", "trials": len(mine),
+                     **{s: int(counts.get(s, 0)) for s in ("complete", "pruned", "failed",
+                                                           "running")},
+                     f"best {runs.metric}": best})
+    return pd.DataFrame(rows)
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}", border=0,
+                      classes="table")
+
+
+TITLES = {
+    "best_so_far_time": "Best so far against wall time",
+    "best_so_far_trials": "Best so far against trials",
+    "learning_curves": "Learning curves",
+    "parallel_coordinates": "Parallel coordinates",
+    "importance": "Parameter importance (fANOVA)",
+    "pareto": "Pareto front",
+}
+
+
+def write_report(runs: Experiments, path: str | Path, *, top: int = 10,
+                 cost: str | None = None, png_dir: str | Path | None = None) -> Path:
+    """Write the HTML report to ``path`` (and each PNG into ``png_dir`` if given)."""
+    import datetime
+
+    plots = render_plots(runs, cost)
+    if png_dir is not None:
+        Path(png_dir).mkdir(parents=True, exist_ok=True)
+        for name, data in plots.items():
+            (Path(png_dir) / f"{name}.png").write_bytes(data)
+    pooled = []
+    for name in runs.names:
+        board = leaderboard(runs.trials[runs.trials["experiment"] == name], metric=runs.metric,
+                            mode=runs.mode, top=top)
+        if not board.empty:
+            pooled.append(board.assign(experiment=name))
+    board = pd.concat(pooled, ignore_index=True) if pooled else pd.DataFrame()
+    if not board.empty:
+        board = board.sort_values(f"best_{runs.metric}", ascending=runs.mode == "min",
+                                  kind="stable").head(top)
+        board = board[["experiment", *[c for c in board.columns if c != "experiment"]]]
+    running = bool((runs.trials["status"] == "running").any())
+    figures = "\n".join(
+        f'<h2>{TITLES[name]}</h2>\n<img alt="{name}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode()}">' for name, data in plots.items())
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>hpnas report: {html.escape(', '.join(runs.names))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+table.table {{ border-collapse: collapse; font-size: 13px; }}
+table.table td, table.table th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+.note {{ color: #666; }}
+</style></head><body>
+<h1>hpnas report</h1>
+<p class="note">{html.escape(', '.join(runs.names))}: metric {html.escape(runs.metric)}
+({runs.mode}); written {datetime.datetime.now():%Y-%m-%d %H:%M:%S}{
+    '; <b>still running</b>: this is a snapshot' if running else ''}.</p>
+<h2>Experiments</h2>
+{_table(_summary(runs))}
+<h2>Leaderboard (top {top})</h2>
+{_table(board) if not board.empty else '<p>no finished trials yet</p>'}
+{figures}
+</body></html>
+"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path

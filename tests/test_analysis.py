@@ -1,0 +1,218 @@
+"""Results analysis: the pandas API, `hpnas report`'s plots, and exports."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cluster.cli import main
+from search.analysis import best_so_far, best_trial, load, pareto_front
+from search.results import SPEC_FILE, write_parquet
+
+from conftest import shared_data
+
+
+def _experiment_dir(root: Path, name: str, searcher: str, trials: list[dict],
+                    iterations: list[dict], metric: str = "val_acc", mode: str = "max") -> Path:
+    directory = root / name
+    directory.mkdir(parents=True)
+    (directory / SPEC_FILE).write_text(yaml.safe_dump(
+        {"name": name, "trainable": "nb201", "searcher": searcher, "metric": metric,
+         "mode": mode}))
+    write_parquet(pd.DataFrame(trials), directory / "trials.parquet")
+    write_parquet(pd.DataFrame(iterations), directory / "iterations.parquet")
+    return directory
+
+
+def _trial(trial_id, status, best, params=None, **config):
+    return {"trial_id": trial_id, "status": status, "searcher": "x", "best_val_acc": best,
+            "last_val_acc": best, "epochs": 1, "wall_s": 1.0, "error": None,
+            "checkpoint": None, "last/params": params,
+            **{f"config/{k}": v for k, v in config.items()}}
+
+
+def _it(trial_id, iteration, timestamp, value, total=1.0):
+    return {"trial_id": trial_id, "iteration": iteration, "timestamp": timestamp,
+            "time_total_s": total, "val_acc": value}
+
+
+@pytest.fixture
+def two(tmp_path):
+    a = _experiment_dir(
+        tmp_path, "a", {"name": "evolution", "population_size": 4},
+        [_trial("a1", "complete", 0.5, 100), _trial("a2", "pruned", 0.3, 50),
+         _trial("a3", "complete", 0.7, 300), _trial("a4", "failed", None, 10)],
+        [_it("a1", 1, 1010, 0.4, 10), _it("a1", 2, 1020, 0.5, 20), _it("a2", 1, 1015, 0.3, 15),
+         _it("a3", 1, 1030, 0.6, 5), _it("a3", 2, 1040, 0.7, 15)])
+    b = _experiment_dir(
+        tmp_path, "b", "random",
+        [_trial("b1", "complete", 0.6, 200), _trial("b2", "running", 0.65, 80)],
+        [_it("b1", 1, 2005, 0.6, 5), _it("b2", 1, 2010, 0.65, 4)])
+    return a, b
+
+
+def test_load_tags_each_row_with_its_experiment_and_searcher(two):
+    runs = load(*two)
+    assert runs.metric == "val_acc" and runs.mode == "max" and runs.names == ["a", "b"]
+    assert list(runs.trials.columns[:2]) == ["experiment", "searcher"]
+    assert runs.trials.groupby("experiment")["searcher"].first().to_dict() == {
+        "a": "evolution", "b": "random"}
+    assert len(runs.trials) == 6 and len(runs.iterations) == 7
+    assert best_trial(runs.trials, "val_acc", "max")["trial_id"] == "a3"
+    assert best_trial(runs.trials, "val_acc", "min")["trial_id"] == "a2"
+
+
+def test_experiments_with_different_goals_do_not_share_an_axis(tmp_path, two):
+    c = _experiment_dir(tmp_path, "c", "random", [_trial("c1", "complete", 0.1)],
+                        [_it("c1", 1, 1, 0.1)], metric="val_loss", mode="min")
+    with pytest.raises(ValueError, match="different goals"):
+        load(two[0], c)
+    assert load(two[0], c, same_goal=False).metric == "val_acc"
+    with pytest.raises(FileNotFoundError, match="not an hpnas experiment directory"):
+        load(tmp_path)
+
+
+def test_pareto_front_keeps_only_undominated_trials(two):
+    runs = load(*two)
+    front = pareto_front(runs.trials, {"best_val_acc": "max", "last/params": "min"})
+    # a3 (0.7, 300), b2 (0.65, 80), a2 (0.3, 50); a1 (0.5, 100) and b1 (0.6, 200) are beaten
+    # by b2; a4 failed.
+    assert list(front["trial_id"]) == ["a3", "b2", "a2"]
+    with pytest.raises(ValueError, match="no column 'flops'"):
+        pareto_front(runs.trials, {"flops": "min"})
+
+
+def test_best_so_far_against_trials_and_time(two):
+    runs = load(*two)
+    by_trials = best_so_far(runs, by="trials")
+    a = by_trials[by_trials["experiment"] == "a"]
+    # ended in order a2 (1015), a1 (1020), a3 (1040); failed a4 does not count
+    assert a["x"].tolist() == [1, 2, 3] and a["best"].tolist() == [0.3, 0.5, 0.7]
+    by_time = best_so_far(runs, by="time")
+    a = by_time[by_time["experiment"] == "a"]
+    # the first trial started at 1010 - 10 = 1000
+    assert a["x"].tolist() == [10, 15, 20, 30, 40]
+    assert a["best"].tolist() == [0.4, 0.4, 0.5, 0.6, 0.7]
+    b = by_time[by_time["experiment"] == "b"]
+    assert b["x"].tolist() == [5, 10] and b["best"].tolist() == [0.6, 0.65]
+
+
+def test_fanova_importance_finds_the_parameter_that_matters():
+    from search.report import param_importance
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        lr, width, opt = rng.uniform(1e-3, 1e-1), int(rng.integers(1, 5)), rng.choice(["a", "b"])
+        rows.append(_trial(f"t{i}", "complete", float(np.log10(lr) + 0.01 * rng.normal()),
+                           lr=lr, width=width, opt=str(opt)))
+    scores = param_importance(pd.DataFrame(rows), "val_acc", "max")
+    assert scores.index[0] == "lr" and scores["lr"] > 0.8
+    assert abs(scores.sum() - 1) < 1e-6
+    with pytest.raises(ValueError, match="at least 4 complete trials"):
+        param_importance(pd.DataFrame(rows[:3]), "val_acc", "max")
+
+
+def _not_blank(png: bytes) -> bool:
+    import io
+
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
+    colours = len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+    return float(pixels.std()) > 0.03 and colours > 20
+
+
+def test_a_running_experiment_is_reported_as_a_snapshot(two, tmp_path):
+    out = tmp_path / "running.html"
+    assert main(["report", str(two[1]), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "still running" in page and len(re.findall(r"<img ", page)) == 6
+
+
+def test_exports_as_csv_json_and_parquet(two, tmp_path, capsys):
+    assert main(["results", *map(str, two), "--format", "csv"]) == 0
+    csv = capsys.readouterr().out
+    assert csv.splitlines()[0].startswith("experiment,searcher,trial_id,status")
+    assert len(csv.strip().splitlines()) == 7
+    assert main(["results", str(two[0]), "--format", "json", "--iterations"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 5 and records[0]["experiment"] == "a"
+    out = tmp_path / "t.parquet"
+    assert main(["results", *map(str, two), "--format", "parquet", "--output", str(out)]) == 0
+    assert pd.read_parquet(out)["trial_id"].tolist() == ["a1", "a2", "a3", "a4", "b1", "b2"]
+    assert main(["results", str(two[0]), "--format", "parquet"]) == 2
+    assert "give it --output FILE" in capsys.readouterr().err
+
+
+
+
+@pytest.fixture(scope="module")
+def real_pair(tmp_path_factory, local_ray):
+    """Two small real searches of the seed's CNN on a real Fashion-MNIST subset (Optuna TPE +
+    ASHA, and random + ASHA)."""
+    from cluster.runner import run_experiment
+    from cluster.spec import spec_from_mapping
+
+    tmp = tmp_path_factory.mktemp("report")
+    root = shared_data("fashion-mnist")
+    dirs = []
+    for searcher in ("optuna", "random"):
+        spec = spec_from_mapping({
+            "name": f"cnn-{searcher}", "trainable": "cifar_cnn", "searcher": searcher,
+            "scheduler": {"name": "asha", "grace_period_epochs": 1, "reduction_factor": 2},
+            "samples": 6, "max_concurrent_trials": 2, "seed": 0,
+            "space": {"name": "cifar_cnn", "overrides": {"num_conv_layers": {"high": 2}}},
+            "data": {"name": "fashion_mnist", "root": str(root), "train_size": 1000,
+                     "val_size": 500, "test_size": 200},
+            "train": {"epochs": 3, "batch_size": 50}, "storage": str(tmp / "results")})
+        dirs.append(run_experiment(spec, quiet=True))
+    return dirs
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_report_of_two_real_searches_renders_every_plot(real_pair, tmp_path, capsys):
+    out, pngs = tmp_path / "cmp.html", tmp_path / "png"
+    assert main(["report", *map(str, real_pair), "-o", str(out), "--png-dir", str(pngs)]) == 0
+    assert "report of 2 experiment(s), 12 trials" in capsys.readouterr().out
+    page = out.read_text()
+    images = re.findall(r'<img alt="(\w+)" src="data:image/png;base64,([^"]+)"', page)
+    assert [name for name, _ in images] == ["best_so_far_time", "best_so_far_trials",
+                                            "learning_curves", "parallel_coordinates",
+                                            "importance", "pareto"]
+    for name, data in images:
+        png = base64.b64decode(data)
+        assert png == (pngs / f"{name}.png").read_bytes()
+        assert _not_blank(png), name
+    assert "no importance yet" not in page and "cnn-optuna" in page and "cnn-random" in page
+    curves = best_so_far(load(*real_pair), by="time")
+    assert set(curves["searcher"]) == {"optuna", "random"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_best_config_retrains_with_hpnas_run(real_pair, tmp_path, capsys):
+    directory = real_pair[0]
+    best = best_trial(load(directory).trials, "val_acc", "max")
+    path = tmp_path / "best.yaml"
+    assert main(["results", str(directory), "--best-config", str(path), "--epochs", "1"]) == 0
+    experiment = yaml.safe_load(path.read_text())
+    assert experiment["samples"] == 1 and experiment["train"]["epochs"] == 1
+    assert main(["run", str(path), "--no-dashboard", "--storage", str(tmp_path / "retrain"),
+                 "--progress-interval", "1000"]) == 0
+    (retrain,) = (tmp_path / "retrain").iterdir()
+    trials = pd.read_parquet(retrain / "trials.parquet")
+    assert len(trials) == 1 and trials["status"].iloc[0] == "complete"
+    for column in [c for c in best.index if c.startswith("config/")]:
+        if pd.notna(best[column]):
+            assert trials[column].iloc[0] == best[column], column
+    assert main(["results", str(directory), "--best-config", str(path), "--trial", "nope"]) == 2
+    assert "no such trial" in capsys.readouterr().err
