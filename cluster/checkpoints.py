@@ -38,6 +38,7 @@ class CheckpointJanitor(Callback):
         self.keep = keep_before_snapshot
         self.registered: dict[str, list[tuple[float, Any]]] = defaultdict(list)
         self.adopted = False
+        self.orphans: dict[str, list[Any]] = {}  # per restored trial: checkpoints after its own
 
     def setup(self, **info: Any) -> None:
         self.adopted = False
@@ -49,7 +50,8 @@ class CheckpointJanitor(Callback):
 
     def adopt(self, trials: list) -> None:
         """Register the checkpoints restored ``trials`` wrote before a crash, oldest first, up
-        to the one Tune restored each trial from."""
+        to the one Tune restored each trial from; remember the later ones, which the trial may
+        write again under the same names, to delete if it ends without doing so."""
         snapshot = self._last_snapshot()
         for trial in trials:
             latest = trial.checkpoint
@@ -61,11 +63,31 @@ class CheckpointJanitor(Callback):
             except (FileNotFoundError, OSError):
                 continue
             names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
-                           and i.base_name.startswith("checkpoint_") and i.base_name < last)
+                           and i.base_name.startswith("checkpoint_"))
             self.registered[trial.trial_id].extend(
                 (snapshot, Checkpoint(posixpath.join(parent, n), filesystem=latest.filesystem))
-                for n in names)
+                for n in names if n < last)
             self.registered[trial.trial_id].append((snapshot, latest))
+            later = [Checkpoint(posixpath.join(parent, n), filesystem=latest.filesystem)
+                     for n in names if n > last]
+            if later:
+                self.orphans[trial.trial_id] = later
+
+    def drop_orphans(self, trial: Any) -> None:
+        """Delete the pre-crash checkpoints of an ended ``trial`` named after its last one."""
+        latest = getattr(trial, "checkpoint", None)
+        last = posixpath.basename(latest.path.rstrip("/")) if latest is not None else ""
+        for checkpoint in self.orphans.pop(trial.trial_id, []):
+            if posixpath.basename(checkpoint.path) > last:  # not written again by this run
+                self._delete(checkpoint)
+
+    def _delete(self, checkpoint: Any) -> None:
+        try:
+            checkpoint.filesystem.delete_dir(checkpoint.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # never let clean-up end the experiment
+            logger.warning("could not delete old checkpoint %s: %s", checkpoint.path, e)
 
     def _last_snapshot(self) -> float:
         """Modification time of the newest experiment snapshot (0 if none yet)."""
@@ -87,9 +109,13 @@ class CheckpointJanitor(Callback):
         self.collect(snapshot)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.drop_orphans(trial)
         self.collect()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR"):
+                self.drop_orphans(trial)
         self.collect()
 
     def collect(self, snapshot: float | None = None) -> None:
@@ -102,10 +128,4 @@ class CheckpointJanitor(Callback):
             stale = before[:-self.keep] if len(before) > self.keep else []
             for entry in stale:
                 entries.remove(entry)
-                checkpoint = entry[1]
-                try:
-                    checkpoint.filesystem.delete_dir(checkpoint.path)
-                except FileNotFoundError:
-                    pass
-                except OSError as e:  # never let clean-up end the experiment
-                    logger.warning("could not delete old checkpoint %s: %s", checkpoint.path, e)
+                self._delete(entry[1])

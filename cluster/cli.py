@@ -385,6 +385,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         return _fail("--format parquet writes a binary file; give it --output FILE.")
     if args.best_config and len(directories) > 1:
         return _fail("--best-config takes one experiment directory; give one DIR.")
+    if args.best_config and args.format:
+        return _fail("--best-config and --format are separate exports; give one of them.")
+    for flag, needs in (("iterations", "format"), ("output", "format"),
+                        ("trial", "best_config"), ("epochs", "best_config")):
+        if getattr(args, flag) and not getattr(args, needs):
+            return _fail(f"--{flag} goes with --{needs.replace('_', '-')}; add it, or drop "
+                         f"--{flag}.")
     try:
         if args.best_config:
             experiment, trial_id = best_config_experiment(

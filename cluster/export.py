@@ -16,7 +16,8 @@ from cluster.spec import SPEC_FILE, SpecError, read_yaml, spec_from_mapping
 from search.analysis import best_trial
 from search.results import load_results
 from search.storage import Location
-from spaces.space import Integer
+from spaces import get_space
+from spaces.space import Categorical, Float, Integer
 
 __all__ = ["FORMATS", "best_config_experiment", "plain", "table_bytes"]
 
@@ -75,7 +76,12 @@ def best_config_experiment(directory: Location, *, trial_id: str | None = None,
         value = values[param.name]
         if value is None or not spec.space.is_active(param, config):
             continue
-        config[param.name] = int(value) if isinstance(param, Integer) else value
+        if isinstance(param, Integer):
+            value = int(value)
+        elif isinstance(param, Categorical):  # 32.0 read back from a column with nulls -> 32
+            value = next((c for c in param.choices if c == value
+                          and isinstance(c, bool) == isinstance(value, bool)), value)
+        config[param.name] = value
     try:
         spec.space.validate(config)
     except ValueError as e:
@@ -86,7 +92,17 @@ def best_config_experiment(directory: Location, *, trial_id: str | None = None,
     space_name = space.get("name", spec.space.name) if isinstance(space, dict) else \
         (space or spec.space.name)
     overrides = dict((space or {}).get("overrides") or {}) if isinstance(space, dict) else {}
-    overrides.update(config)
+    base = get_space(space_name)
+    for name, value in config.items():
+        # A plain value is checked against the space's own range; outside it (a range the
+        # experiment widened), fix the parameter by its bounds instead.
+        param = base[name]
+        if param.contains(value):
+            overrides[name] = value
+        elif isinstance(param, Float):
+            overrides[name] = {"low": value, "high": value, "log": False}
+        else:
+            overrides[name] = {"low": value, "high": value}
     out.update(name=f"{spec.name}-retrain-{row['trial_id']}",
                space={"name": space_name, "overrides": overrides}, samples=1,
                searcher="random", scheduler="fifo", max_concurrent_trials=1)

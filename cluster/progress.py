@@ -36,17 +36,21 @@ class TrialTally(Callback):
         self.adopted = False
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        """On a resumed run, count the trials that ended before the crash."""
+        """On a resumed run, count the trials that ended before the crash and the best value
+        any restored trial reported."""
         if self.adopted:
             return
         self.adopted = True
         for trial in trials:
             if trial.status in ENDED and trial.trial_id not in self.outcomes:
-                self._end(trial, error=trial.status == "ERROR")
-                best = (trial.metric_analysis.get(self.metric) or {}).get(self.mode)
-                value = finite_metric({self.metric: best}, self.metric)
-                if value is not None and self._better(value):
-                    self.best = (value, trial.trial_id)
+                # The base class's bookkeeping only: a subclass's per-trial side effects (the
+                # seconds histogram) happened in the run that saw the trial end.
+                TrialTally._end(self, trial, error=trial.status == "ERROR")
+            best = ((getattr(trial, "metric_analysis", None) or {}).get(self.metric)
+                    or {}).get(self.mode)
+            value = finite_metric({self.metric: best}, self.metric)
+            if value is not None and self._better(value):
+                self.best = (value, trial.trial_id)
         if trials:
             self.changed(ended=False)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
@@ -124,9 +124,10 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
     from ray import tune
 
     trainable = _trainable(spec, trainable_fn)
-    # The limiter is built here, not by Tune from max_concurrent_trials, so that SearcherSync
-    # can hold it (and the searcher in it) across a restore.
-    search_alg = ConcurrencyLimiter(spec.make_searcher(), max_concurrent=spec.max_concurrent_trials)
+    # The wrappers Tune would build from max_concurrent_trials are built here, so that
+    # SearcherSync can hold them (and the searcher in them) across a restore.
+    search_alg = SearchGenerator(ConcurrencyLimiter(spec.make_searcher(),
+                                                    max_concurrent=spec.max_concurrent_trials))
     callbacks: list[Any] = [
         SearcherSync(search_alg),
         ResultsWriter(spec.directory, metric=spec.metric, mode=spec.mode,
@@ -215,6 +216,7 @@ def resume_experiment(directory: Location, *, address: str | None = None,
     with connect(address, dashboard=dashboard) as ray:
         if resource_check:
             check_resources(spec, [n["Resources"] for n in _alive_nodes(ray)])
+        clear_staged_search_state(directory.name)
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)
@@ -266,6 +268,32 @@ def set_aside_unpaired_search_state(directory: Location) -> list[str]:
               f"({', '.join(moved)}): the run was killed before its snapshot was saved.",
               flush=True)
     return moved
+
+
+def clear_staged_search_state(experiment: str, session_dir: str | None = None) -> list[str]:
+    """Delete the search-state files a killed driver staged on this machine for ``experiment``.
+
+    Tune stages its state under the Ray session's ``artifacts/<time>/<experiment>/
+    driver_artifacts`` before copying it to storage, restores the searcher from there after
+    copying the stored files in (adding, never deleting), and on a restore reuses the killed
+    driver's folder. On a Ray cluster that outlived the driver, that folder still holds the
+    killed session's search state, newer than anything stored: it would win. Without it, the
+    stored (and paired, see :func:`set_aside_unpaired_search_state`) state is restored.
+    """
+    import glob
+
+    if session_dir is None:
+        from ray.train.constants import _get_ray_train_session_dir
+
+        session_dir = _get_ray_train_session_dir()
+    pattern = os.path.join(glob.escape(session_dir), "*", glob.escape(experiment),
+                           "driver_artifacts", "*")
+    removed = []
+    for path in glob.glob(pattern):
+        if os.path.basename(path).startswith(("searcher-state-", "search_gen_state-")):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 # Filesystems every node of a cluster can mount (network and cluster filesystems, FUSE mounts of

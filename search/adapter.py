@@ -28,7 +28,7 @@ import pickle
 from typing import Any, Hashable, Protocol
 
 from ray.tune import Callback
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
 from spaces import Space
 
@@ -125,6 +125,7 @@ class SpaceSearcher(Searcher):
         self.suggested = 0
         self.live: dict[str, Hashable] = {}
         self.outcomes: dict[str, Status] = {}
+        self.retried: set[str] = set()  # errored trials Tune runs again after a resume
         self._warned_unknown = False
 
     def set_search_properties(
@@ -169,10 +170,15 @@ class SpaceSearcher(Searcher):
     ) -> None:
         handle = self.live.pop(trial_id, None)
         if handle is None:
-            if not self._warned_unknown:
+            retried = getattr(self, "retried", set())
+            if trial_id in retried:  # errored before, run again: record how it ended now
+                retried.discard(trial_id)
+                self.outcomes[trial_id] = classify(result, error=error, metric=self._metric,
+                                                   max_epochs=self.max_epochs)
+            elif not self._warned_unknown:
                 logger.warning(
-                    "%s searcher: completion of unknown trial %s ignored (restored trials get "
-                    "new ids; further ones are ignored silently).", self.name, trial_id
+                    "%s searcher: completion of trial %s, which it never handed out, ignored "
+                    "(further ones are ignored silently).", self.name, trial_id
                 )
                 self._warned_unknown = True
             return
@@ -192,16 +198,42 @@ class SpaceSearcher(Searcher):
             logger.exception("%s searcher failed to learn from trial %s; going on.", self.name,
                              trial_id)
 
+    def _abandon(self, handle: Hashable) -> None:
+        """Forget a proposal that never ran: the core takes it back (``abandon``, e.g. a fixed
+        list re-queues it) or is told it failed, so it learns no value from it."""
+        try:
+            abandon = getattr(self.strategy, "abandon", None)
+            if abandon is not None:
+                abandon(handle)
+            else:
+                self.strategy.tell(handle, None, Status.FAILED)
+        except Exception:  # a strategy's bug must not end the experiment and its results
+            logger.exception("%s searcher failed to drop a proposal; going on.", self.name)
+
+    def _same_config(self, config: dict[str, Any], trial_config: dict[str, Any] | None) -> bool:
+        given = {k: v for k, v in (trial_config or {}).items() if k in self.space.names}
+        return dict(config) == given
+
     def reconcile(self, trials: list) -> None:
-        """Agree with Tune's restored ``trials`` (objects with ``trial_id``, ``status`` and
-        ``last_result``).
+        """Agree with Tune's restored ``trials`` (in creation order; objects with ``trial_id``,
+        ``status``, ``config`` and ``last_result``).
 
         Tune copies the experiment snapshot and the searcher state to storage as separate files,
-        so a crash between the copies can restore a searcher a snapshot older or newer than the
-        trials. A live trial Tune does not know was handed out after the snapshot: it is
-        abandoned (the core is told it failed, so it learns no value from it). A live trial that
-        Tune has already ended is completed with its last result. The budget spent is the number
-        of trials Tune knows, so the experiment ends with ``max_trials`` trials either way.
+        so a crash between the copies can restore a searcher a snapshot newer or older than the
+        trials:
+
+        * a live trial Tune does not know was handed out after the snapshot: its proposal is
+          abandoned (:meth:`_abandon`);
+        * a live trial Tune has already ended is completed with its last result;
+        * a trial Tune has that this (older) state never handed out is replayed: the core is
+          asked again, and since a core's proposals follow from its saved state (RNGs
+          included), it proposes that trial's config, which is then tracked and, if ended,
+          learned from; a different proposal is abandoned and the trial runs untracked;
+        * an errored trial that Tune will run again (``--retry-errored``) gets its new outcome
+          recorded when it ends (the core, already told of the failure, does not relearn it).
+
+        The budget spent is the number of trials Tune knows, so the experiment ends with
+        ``max_trials`` trials either way.
         """
         by_id = {t.trial_id: t for t in trials}
         for trial_id in list(self.live):
@@ -209,10 +241,37 @@ class SpaceSearcher(Searcher):
             if trial is None:
                 logger.warning("%s searcher: trial %s is not in the restored experiment (it "
                                "started after the last snapshot); abandoned.", self.name, trial_id)
-                self.strategy.tell(self.live.pop(trial_id), None, Status.FAILED)
+                self._abandon(self.live.pop(trial_id))
             elif trial.status in ENDED:
                 self.on_trial_complete(trial_id, trial.last_result, error=trial.status == "ERROR")
+        self.retried = set()
+        for trial in trials:
+            trial_id = trial.trial_id
+            if trial_id in self.live:
+                continue
+            if trial_id in self.outcomes:
+                if trial.status not in ENDED:
+                    self.retried.add(trial_id)
+                continue
+            proposal = self.strategy.ask()
+            if proposal is not None and self._same_config(proposal[0], trial.config):
+                self.live[trial_id] = proposal[1]
+                if trial.status in ENDED:
+                    self.on_trial_complete(trial_id, trial.last_result,
+                                           error=trial.status == "ERROR")
+                continue
+            logger.warning("%s searcher: trial %s was handed out after the restored searcher "
+                           "state was saved, and the searcher does not propose it again; it "
+                           "runs without the searcher learning from it.", self.name, trial_id)
+            if proposal is not None:
+                self._abandon(proposal[1])
         self.suggested = len(trials)
+
+    @property
+    def budget_left(self) -> bool:
+        """Whether ``suggest`` can still hand out a trial."""
+        return (self.max_trials is None or self.suggested < self.max_trials) and \
+            not getattr(self.strategy, "exhausted", False)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -224,15 +283,16 @@ class SpaceSearcher(Searcher):
 
 
 class SearcherSync(Callback):
-    """Reconciles the searcher (and Tune's ``ConcurrencyLimiter`` around it) with the trials
-    Tune restored, once, before the first suggestion of a run or a resumed run.
+    """Reconciles the search algorithm with the trials Tune restored, once, before the first
+    suggestion of a run or a resumed run: Tune's ``SearchGenerator`` (its finished flag), the
+    ``ConcurrencyLimiter`` (its live trials) and the :class:`SpaceSearcher` inside.
 
-    Pass the same objects to ``TuneConfig(search_alg=limiter)`` and here: Tune pickles the
-    tuner's configuration, callbacks included, in one file, so a restored callback still holds
-    the searcher that Tune restores in place.
+    Pass the same object to ``TuneConfig(search_alg=...)`` and here: Tune pickles the tuner's
+    configuration, callbacks included, in one file, so a restored callback still holds the
+    search algorithm that Tune restores in place.
     """
 
-    def __init__(self, search_alg: ConcurrencyLimiter | SpaceSearcher) -> None:
+    def __init__(self, search_alg: SearchGenerator | ConcurrencyLimiter | SpaceSearcher) -> None:
         self.search_alg = search_alg
         self.synced = False
 
@@ -244,7 +304,8 @@ class SearcherSync(Callback):
             return
         self.synced = True
         known = {t.trial_id: t for t in trials}
-        alg = self.search_alg
+        generator = self.search_alg if isinstance(self.search_alg, SearchGenerator) else None
+        alg = generator.searcher if generator is not None else self.search_alg
         if isinstance(alg, ConcurrencyLimiter):
             for trial_id in list(alg.live_trials):
                 trial = known.get(trial_id)
@@ -261,3 +322,7 @@ class SearcherSync(Callback):
             alg = alg.searcher
         if isinstance(alg, SpaceSearcher):
             alg.reconcile(trials)
+            if generator is not None and alg.budget_left:
+                # A searcher state that had said FINISHED, paired with a snapshot that had
+                # fewer trials: budget is left, so the generator must ask again.
+                generator._finished = False

@@ -46,13 +46,14 @@ class Experiments:
         return list(self.specs)
 
 
-def _searcher_name(spec: dict) -> str:
-    searcher = spec.get("searcher") or "random"
-    if isinstance(searcher, dict):
-        name = str(searcher.get("name", "random"))
-        sampler = searcher.get("sampler")
-        return f"{name}-{sampler}" if sampler and name == "optuna" else name
-    return str(searcher)
+def _searcher_name(spec: dict, trials: pd.DataFrame) -> str:
+    """The searcher as the results name it, with Optuna's sampler when the file names one."""
+    written = trials["searcher"].dropna() if "searcher" in trials.columns else pd.Series([])
+    searcher = spec.get("searcher")
+    name = str(written.iloc[0]) if len(written) else \
+        str((searcher.get("name") if isinstance(searcher, dict) else searcher) or "optuna")
+    sampler = searcher.get("sampler") if isinstance(searcher, dict) else None
+    return f"{name}-{sampler}" if sampler and name == "optuna" else name
 
 
 def load(*directories: str | Path | Location, same_goal: bool = True) -> Experiments:
@@ -80,7 +81,7 @@ def load(*directories: str | Path | Location, same_goal: bool = True) -> Experim
             name = f"{name} ({directory})"
         specs[name] = spec
         t, i = load_results(directory)
-        searcher = _searcher_name(spec)
+        searcher = _searcher_name(spec, t)
         t = t.assign(experiment=name, searcher=searcher)
         i = i.assign(experiment=name, searcher=searcher)
         trials.append(t)
@@ -95,14 +96,22 @@ def load(*directories: str | Path | Location, same_goal: bool = True) -> Experim
     metric, mode = first.get("metric", "val_acc"), first.get("mode", "max")
     front = ["experiment", "searcher"]
 
-    def combine(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        frames = [f for f in frames if not f.empty]
-        if not frames:
-            return pd.DataFrame(columns=front)
-        df = pd.concat(frames, ignore_index=True, sort=False)
-        return df[front + [c for c in df.columns if c not in front]]
+    def combine(frames: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
+        columns = list(dict.fromkeys(front + key + [c for f in frames for c in f.columns]))
+        full = [f for f in frames if not f.empty]
+        df = pd.concat(full, ignore_index=True, sort=False) if full else pd.DataFrame()
+        df = df.reindex(columns=columns)
+        # A config column that is null throughout one experiment comes back as objects.
+        for column in df.columns:
+            if df[column].dtype == object and column.startswith("config/"):
+                numbers = pd.to_numeric(df[column], errors="coerce")
+                if numbers.notna().sum() == df[column].notna().sum():
+                    df[column] = numbers
+        return df
 
-    return Experiments(combine(trials), combine(iterations), metric, mode, specs)
+    return Experiments(combine(trials, ["trial_id", "status"]),
+                       combine(iterations, ["trial_id", "iteration", "timestamp",
+                                            "time_total_s"]), metric, mode, specs)
 
 
 def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> pd.Series:
@@ -144,8 +153,9 @@ def pareto_front(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFra
 def best_so_far(runs: Experiments, by: Literal["trials", "time"] = "trials") -> pd.DataFrame:
     """The best metric value found so far, per experiment.
 
-    ``by="trials"``: after each ended trial (ordered by when it ended; ``x`` is 1, 2, ...), from
-    the trials' best values. ``by="time"``: after each reported epoch of any trial, ``x`` being
+    ``by="trials"``: after each ended trial (ordered by when it last reported; ``x`` is 1, 2,
+    ...), from the trials' best values; a failed trial that reported counts as a trial spent
+    (the best carries over it), one that never reported has no time and is left out. ``by="time"``: after each reported epoch of any trial, ``x`` being
     seconds since the experiment's first trial started (wall time on the driver's clock,
     one-second resolution). Columns: ``experiment``, ``searcher``, ``x``, ``best``.
     """
@@ -166,16 +176,20 @@ def best_so_far(runs: Experiments, by: Literal["trials", "time"] = "trials") -> 
         if by == "time":
             mine = mine.sort_values(["timestamp", "time_total_s"], kind="stable")
             x = (mine["timestamp"] - start).to_numpy(dtype=float)
-            values = mine[metric].to_numpy(dtype=float)
+            values = mine[metric].to_numpy(dtype=float, copy=True)
         else:
             trials = runs.trials[(runs.trials["experiment"] == name)
-                                 & (runs.trials["status"].isin(["complete", "pruned"]))]
+                                 & (runs.trials["status"].isin(["complete", "pruned", "failed"]))]
             ended = mine.groupby("trial_id")["timestamp"].max()
             trials = trials.assign(ended=trials["trial_id"].map(ended)).dropna(
-                subset=["ended", f"best_{metric}"]).sort_values("ended", kind="stable")
+                subset=["ended"]).sort_values("ended", kind="stable")
             x = np.arange(1, len(trials) + 1, dtype=float)
-            values = trials[f"best_{metric}"].to_numpy(dtype=float)
-        best = np.maximum.accumulate(values) if mode == "max" else np.minimum.accumulate(values)
+            values = trials[f"best_{metric}"].to_numpy(dtype=float, copy=True)
+            values[(trials["status"] == "failed").to_numpy()] = np.nan
+        filled = np.where(np.isnan(values), -np.inf if mode == "max" else np.inf, values)
+        best = np.maximum.accumulate(filled) if mode == "max" else np.minimum.accumulate(filled)
+        keep = np.isfinite(best)  # before the first finite value there is no best yet
+        x, best = x[keep], best[keep]
         frames.append(pd.DataFrame({"experiment": name, "searcher": searcher, "x": x,
                                     "best": best}))
     if not frames:

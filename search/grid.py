@@ -48,13 +48,23 @@ class _ListSearch:
 
     @property
     def exhausted(self) -> bool:
-        return self.index >= len(self.configs)
+        return self.index >= len(self.configs) and not getattr(self, "requeued", None)
 
     def ask(self) -> tuple[dict[str, Any], Hashable] | None:
+        requeued = getattr(self, "requeued", None)
+        if requeued:  # proposals that never ran come first, in their order
+            handle = requeued.pop(0)
+            return dict(self.configs[handle - 1]), handle
         if self.exhausted:
             return None
         self.index += 1
         return dict(self.configs[self.index - 1]), self.index
+
+    def abandon(self, handle: Hashable) -> None:
+        """A proposal that never ran goes back in the queue."""
+        requeued = self.__dict__.setdefault("requeued", [])
+        requeued.append(handle)
+        requeued.sort()
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
         """Fixed lists learn nothing."""

@@ -108,8 +108,10 @@ def plot_learning_curves(runs: Experiments) -> bytes:
     for ax, name in zip(axes.flat, names):
         mine = its[its["experiment"] == name] if runs.metric in its.columns else its.iloc[0:0]
         mine = mine.dropna(subset=[runs.metric]) if len(mine) else mine
+        ax.set_title(_label(runs, name), fontsize=10)
         if mine.empty:
             _empty(ax, "no epoch reported yet")
+            continue
         drawn = set()
         # Faded (pruned, failed) first, so the complete and running trials are drawn on top.
         order = sorted(mine.groupby("trial_id", sort=False),
@@ -122,7 +124,6 @@ def plot_learning_curves(runs: Experiments) -> bytes:
                     linewidth=1.4, marker="." if len(curve) < 3 else None,
                     label=state if state not in drawn else None)
             drawn.add(state)
-        ax.set_title(_label(runs, name), fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_ylabel(runs.metric)
@@ -141,11 +142,20 @@ def _param_columns(trials: pd.DataFrame) -> list[str]:
     return [c for c in cols if trials[c].dropna().astype(str).nunique() > 1]
 
 
+def _numeric(values: pd.Series) -> pd.Series | None:
+    """``values`` as floats when every present value is a number (not a bool), else None."""
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(present) or any(isinstance(v, bool) for v in present):
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.astype(float) if numbers.notna().sum() == len(present) else None
+
+
 def _axis_values(values: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]]:
     """A parameter's values on [0, 1] (inactive: -0.1) and its tick labels."""
-    present = values.dropna()
-    numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
-    if numeric:
+    numbers = _numeric(values)
+    present = (numbers if numbers is not None else values).dropna()
+    if numbers is not None:
         v = present.astype(float)
         log = (v > 0).all() and v.max() / v.min() > 20
         t = np.log10(v) if log else v
@@ -164,10 +174,24 @@ def _axis_values(values: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]
     return out, ticks
 
 
+def _space_key(spec: dict) -> tuple[str, str]:
+    space = spec.get("space")
+    name = space.get("name") if isinstance(space, dict) else space
+    return str(spec.get("trainable")), str(name or spec.get("trainable"))
+
+
+def same_space(runs: Experiments) -> list[str]:
+    """The experiments that search the first experiment's space (pooling configs of different
+    spaces would compare parameters that mean different things)."""
+    first = _space_key(next(iter(runs.specs.values()), {}))
+    return [n for n, spec in runs.specs.items() if _space_key(spec) == first]
+
+
 def plot_parallel_coordinates(runs: Experiments) -> bytes:
     plt = _plt()
     column = f"best_{runs.metric}"
-    ok = runs.trials[runs.trials["status"] != "failed"]
+    names = same_space(runs)
+    ok = runs.trials[(runs.trials["status"] != "failed") & runs.trials["experiment"].isin(names)]
     ok = ok.dropna(subset=[column]) if column in ok.columns else ok.iloc[0:0]
     params = _param_columns(ok)
     fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(params) + 2), 4.5))
@@ -195,7 +219,10 @@ def plot_parallel_coordinates(runs: Experiments) -> bytes:
     ax.set_xlim(-0.2, len(params) - 0.5)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=f"best {runs.metric}")
-    ax.set_title(f"Parallel coordinates: {len(ok)} trials coloured by best {runs.metric}")
+    left_out = [n for n in runs.names if n not in names]
+    ax.set_title(f"Parallel coordinates: {len(ok)} trials coloured by best {runs.metric}"
+                 + (f"\n(space of {names[0]}; not shown: {', '.join(left_out)})" if left_out
+                    else ""), fontsize=10)
     return _png(fig)
 
 
@@ -225,9 +252,9 @@ def param_importance(trials: pd.DataFrame, metric: str, mode: str, *,
     for p in params:
         name = p.removeprefix("config/")
         values = done[p]
-        present = values.dropna()
-        if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
-            filled = values.astype(float).fillna(0.0)
+        numbers = _numeric(values)
+        if numbers is not None:
+            filled = numbers.fillna(0.0)
             lo, hi = float(filled.min()), float(filled.max())
             distributions[name] = FloatDistribution(lo, hi if hi > lo else lo + 1.0)
             columns[name] = filled.tolist()
@@ -246,21 +273,36 @@ def param_importance(trials: pd.DataFrame, metric: str, mode: str, *,
 
 
 def plot_importance(runs: Experiments) -> bytes:
+    """fANOVA importance per experiment (grouped bars), each over its own complete trials."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
-    try:
-        scores = param_importance(runs.trials, runs.metric, runs.mode)
-    except ValueError as e:
-        _empty(ax, f"no importance yet: {e}")
+    scores, skipped = {}, []
+    for name in runs.names:
+        try:
+            scores[name] = param_importance(runs.trials[runs.trials["experiment"] == name],
+                                            runs.metric, runs.mode)
+        except ValueError as e:
+            skipped.append(f"{name}: {e}")
+    if not scores:
+        _empty(ax, "no importance yet: " + "; ".join(skipped))
         return _png(fig)
-    scores = scores.iloc[::-1]  # largest at the top
-    ax.barh(scores.index, scores.to_numpy(), color="C0")
-    for y, v in enumerate(scores.to_numpy()):
-        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+    table = pd.DataFrame(scores).fillna(0.0)
+    table = table.loc[table.max(axis=1).sort_values().index]  # largest at the top
+    height = 0.8 / len(table.columns)
+    for k, name in enumerate(table.columns):
+        y = np.arange(len(table)) + (k - (len(table.columns) - 1) / 2) * height
+        ax.barh(y, table[name].to_numpy(), height=height, label=_label(runs, name))
+        for yy, v in zip(y, table[name].to_numpy()):
+            ax.text(v, yy, f" {v:.2f}", va="center", fontsize=7)
+    ax.set_yticks(np.arange(len(table)))
+    ax.set_yticklabels(table.index)
+    ax.set_xlim(0, max(1e-9, float(table.to_numpy().max())) * 1.2)
+    ax.set_xlabel(f"fANOVA importance for {runs.metric} (sums to 1 per experiment)")
     done = int((runs.trials["status"] == "complete").sum())
-    ax.set_xlabel(f"fANOVA importance for {runs.metric} (sums to 1)")
-    ax.set_title(f"Parameter importance over {done} complete trials")
-    ax.set_xlim(0, max(1e-9, float(scores.max())) * 1.2)
+    ax.set_title(f"Parameter importance over {done} complete trials (pruned ones left out)"
+                 + (f"\nnot shown: {'; '.join(skipped)}" if skipped else ""), fontsize=10)
+    if len(table.columns) > 1:
+        ax.legend(fontsize=8)
     return _png(fig)
 
 

@@ -23,9 +23,12 @@ def _experiment_dir(root: Path, name: str, searcher: str, trials: list[dict],
                     iterations: list[dict], metric: str = "val_acc", mode: str = "max") -> Path:
     directory = root / name
     directory.mkdir(parents=True)
-    (directory / SPEC_FILE).write_text(yaml.safe_dump(
-        {"name": name, "trainable": "nb201", "searcher": searcher, "metric": metric,
-         "mode": mode}))
+    spec = {"name": name, "trainable": "nb201", "metric": metric, "mode": mode}
+    if searcher is not None:
+        spec["searcher"] = searcher
+    (directory / SPEC_FILE).write_text(yaml.safe_dump(spec))
+    written = (searcher.get("name") if isinstance(searcher, dict) else searcher) or "optuna"
+    trials = [{**t, "searcher": written} for t in trials]  # as ResultsWriter writes it
     write_parquet(pd.DataFrame(trials), directory / "trials.parquet")
     write_parquet(pd.DataFrame(iterations), directory / "iterations.parquet")
     return directory
@@ -67,6 +70,25 @@ def test_load_tags_each_row_with_its_experiment_and_searcher(two):
     assert len(runs.trials) == 6 and len(runs.iterations) == 7
     assert best_trial(runs.trials, "val_acc", "max")["trial_id"] == "a3"
     assert best_trial(runs.trials, "val_acc", "min")["trial_id"] == "a2"
+
+
+def test_the_default_searcher_and_optunas_sampler_are_named(tmp_path):
+    plain = _experiment_dir(tmp_path, "plain", None, [_trial("p1", "complete", 0.1)],
+                            [_it("p1", 1, 1, 0.1)])
+    tpe = _experiment_dir(tmp_path, "tpe", {"name": "optuna", "sampler": "cmaes"},
+                          [_trial("t1", "complete", 0.1)], [_it("t1", 1, 1, 0.1)])
+    assert load(plain, tpe).trials["searcher"].tolist() == ["optuna", "optuna-cmaes"]
+
+
+def test_a_search_whose_trials_all_failed_before_reporting_is_reported(tmp_path, capsys):
+    failed = _experiment_dir(tmp_path, "failed", "random",
+                             [_trial("f1", "failed", None), _trial("f2", "failed", None)], [])
+    runs = load(failed)
+    assert list(runs.iterations.columns[:4]) == ["experiment", "searcher", "trial_id",
+                                                 "iteration"]
+    assert best_so_far(runs, by="time").empty and best_so_far(runs).empty
+    assert main(["report", str(failed), "-o", str(tmp_path / "r.html")]) == 0
+    assert "2 trials (2 failed)" in capsys.readouterr().out
 
 
 def test_experiments_with_different_goals_do_not_share_an_axis(tmp_path, two):
@@ -150,6 +172,10 @@ def test_exports_as_csv_json_and_parquet(two, tmp_path, capsys):
     assert pd.read_parquet(out)["trial_id"].tolist() == ["a1", "a2", "a3", "a4", "b1", "b2"]
     assert main(["results", str(two[0]), "--format", "parquet"]) == 2
     assert "give it --output FILE" in capsys.readouterr().err
+    assert main(["results", str(two[0]), "--iterations"]) == 2
+    assert "--iterations goes with --format" in capsys.readouterr().err
+    assert main(["results", str(two[0]), "--epochs", "3"]) == 2
+    assert "--epochs goes with --best-config" in capsys.readouterr().err
 
 
 
@@ -216,3 +242,85 @@ def test_best_config_retrains_with_hpnas_run(real_pair, tmp_path, capsys):
             assert trials[column].iloc[0] == best[column], column
     assert main(["results", str(directory), "--best-config", str(path), "--trial", "nope"]) == 2
     assert "no such trial" in capsys.readouterr().err
+
+
+def _slow_curve(config, settings=None):
+    """Three 1.5-second epochs of a made-up learning curve, a checkpoint each."""
+    import time
+
+    from trainables.loop import load_state, report_epoch
+
+    start = (load_state() or {"epoch": 0})["epoch"]
+    width = float(sum(len(str(v)) for v in config.values()))
+    for epoch in range(start + 1, 4):
+        time.sleep(1.5)
+        report_epoch({"val_acc": 1 - 1 / (epoch + width / 50), "params": width * 1000},
+                     {"epoch": epoch})
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_report_while_the_experiment_runs(tmp_path, local_ray, capsys):
+    import threading
+    import time
+
+    from cluster.runner import run_experiment
+    from cluster.spec import spec_from_mapping
+
+    spec = spec_from_mapping({"name": "live", "trainable": "nb201", "searcher": "random",
+                              "scheduler": "fifo", "samples": 6, "max_concurrent_trials": 2,
+                              "storage": str(tmp_path / "results")})
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_experiment(spec, quiet=True, trainable_fn=_slow_curve)
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    driver = threading.Thread(target=run)
+    driver.start()
+    try:
+        trials = spec.directory.local / "trials.parquet"
+        deadline = time.monotonic() + 120
+        # Mid-run: some trial has ended (the files exist) and the search is not over.
+        while not (trials.exists() and driver.is_alive()
+                   and (pd.read_parquet(trials)["status"] != "running").any()):
+            assert time.monotonic() < deadline and driver.is_alive(), errors
+            time.sleep(0.2)
+        out = tmp_path / "live.html"
+        assert main(["report", str(spec.directory), "-o", str(out)]) == 0
+        assert driver.is_alive()  # the report was made while the search ran
+    finally:
+        driver.join(timeout=180)
+    assert not errors, errors
+    page = out.read_text()
+    assert len(re.findall(r"<img ", page)) == 6
+    done = len(pd.read_parquet(spec.directory.local / "trials.parquet"))
+    reported = int(re.search(r"report of 1 experiment\(s\), (\d+) trials",
+                             capsys.readouterr().out).group(1))
+    assert 0 < reported <= done == 6
+
+
+def test_best_config_of_a_widened_range_is_accepted_by_hpnas_run(tmp_path):
+    import numpy as np
+
+    from cluster.export import best_config_experiment
+    from cluster.spec import spec_from_mapping
+    from search.storage import Location
+
+    directory = tmp_path / "wide"
+    directory.mkdir()
+    (directory / SPEC_FILE).write_text(yaml.safe_dump({
+        "name": "wide", "trainable": "cifar_cnn", "searcher": "random",
+        "space": {"name": "cifar_cnn", "overrides": {"lr": {"high": 0.1},
+                                                     "num_filter_0": {"high": 128}}}}))
+    row = _trial("w1", "complete", 0.9, lr=0.05, num_conv_layers=1, num_fc_layers=1,
+                 num_filter_0=128, num_filter_1=None, optimizer="Adam")
+    write_parquet(pd.DataFrame([{**row, "searcher": "random"}]), directory / "trials.parquet")
+    experiment, trial_id = best_config_experiment(Location(directory))
+    assert trial_id == "w1"
+    spec = spec_from_mapping(experiment, check_data=False)  # what `hpnas run` does with it
+    config = spec.space.sample(np.random.default_rng(0))
+    assert config == {"num_conv_layers": 1, "num_filter_0": 128, "num_fc_layers": 1,
+                      "optimizer": "Adam", "lr": 0.05}

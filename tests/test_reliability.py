@@ -156,6 +156,24 @@ def test_search_state_newer_than_the_last_snapshot_is_set_aside(tmp_path):
     assert set_aside_unpaired_search_state(Location(tmp_path)) == []  # nothing left to move
 
 
+def test_search_state_a_killed_driver_staged_on_this_machine_is_cleared(tmp_path):
+    from cluster.runner import clear_staged_search_state
+
+    staged = tmp_path / "artifacts" / "2026-01-01_10-00-00" / "exp" / "driver_artifacts"
+    other = tmp_path / "artifacts" / "2026-01-01_10-00-00" / "other" / "driver_artifacts"
+    for folder in (staged, other):
+        folder.mkdir(parents=True)
+        for name in ("searcher-state-2026-01-01_12-00-00.pkl",
+                     "search_gen_state-2026-01-01_12-00-00.json",
+                     "experiment_state-2026-01-01_12-00-00.json"):
+            (folder / name).write_text("x")
+    removed = clear_staged_search_state("exp", session_dir=str(tmp_path / "artifacts"))
+    assert sorted(Path(p).name for p in removed) == [
+        "search_gen_state-2026-01-01_12-00-00.json", "searcher-state-2026-01-01_12-00-00.pkl"]
+    assert [p.name for p in staged.iterdir()] == ["experiment_state-2026-01-01_12-00-00.json"]
+    assert len(list(other.iterdir())) == 3  # another experiment's files are left alone
+
+
 def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
     from types import SimpleNamespace
 
@@ -207,15 +225,21 @@ def test_a_resumed_janitor_adopts_the_checkpoints_left_before_the_crash(tmp_path
     snapshot.write_text("{}")
     os.utime(snapshot, (1000.0, 1000.0))
     # The snapshot names checkpoint 3; 4 and 5 were written after it, before the crash.
-    trial = SimpleNamespace(trial_id="t", checkpoint=Checkpoint(
+    trial = SimpleNamespace(trial_id="t", status="RUNNING", checkpoint=Checkpoint(
         str(made[3]), filesystem=pafs.LocalFileSystem()))
     janitor = CheckpointJanitor(tmp_path)
     janitor.setup()
     janitor.on_step_begin(0, [trial])
     assert all(p.exists() for p in made)  # no snapshot of this run yet
     os.utime(snapshot, (2000.0, 2000.0))
-    janitor.on_experiment_end([trial])
+    janitor.collect()
     assert [p.exists() for p in made] == [False, False, True, True, True, True]
+    # The trial ends at checkpoint 4 (written again by the resumed run): 5, left from before
+    # the crash, names nothing and goes.
+    trial.checkpoint = Checkpoint(str(made[4]), filesystem=pafs.LocalFileSystem())
+    trial.status = "TERMINATED"
+    janitor.on_experiment_end([trial])
+    assert [p.exists() for p in made] == [False, False, True, True, True, False]
 
 
 def test_a_resumed_tally_counts_the_trials_that_ended_before_the_crash():
@@ -234,7 +258,7 @@ def test_a_resumed_tally_counts_the_trials_that_ended_before_the_crash():
     tally.on_step_begin(0, [trial("a", "TERMINATED", 0.5, 3), trial("b", "TERMINATED", 0.3, 1),
                             trial("c", "ERROR", float("nan"), 1), trial("d", "RUNNING", 0.9, 2)])
     assert tally.counts() == {Status.COMPLETE: 1, Status.PRUNED: 1, Status.FAILED: 1}
-    assert tally.best == (0.6, "a") and not tally.running
+    assert tally.best == (1.0, "d") and not tally.running  # d is still running: not counted
 
 
 EPOCHS = 6

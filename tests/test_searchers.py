@@ -214,11 +214,11 @@ def test_tpe_beats_random_on_a_smooth_objective():
     assert tpe > rnd
 
 
-def _trial(trial_id, status, result=None):
+def _trial(trial_id, status, result=None, config=None):
     from types import SimpleNamespace
 
     return SimpleNamespace(trial_id=trial_id, status=status, last_result=result or {},
-                           metric_analysis={})
+                           metric_analysis={}, config=config or {})
 
 
 def test_reconcile_abandons_trials_the_restored_experiment_never_had():
@@ -241,35 +241,69 @@ def test_reconcile_abandons_trials_the_restored_experiment_never_had():
     assert searcher.suggest("g") == Searcher.FINISHED
 
 
-def test_reconcile_completes_trials_tune_ended_after_the_searcher_was_saved():
-    # The searcher state is older than Tune's trials: a ended (and b started) since it was saved.
+def test_reconcile_replays_trials_an_older_searcher_state_never_handed_out():
+    # The searcher state is older than Tune's trials: it handed out a; b and c were handed out
+    # (and a and b ended) after it was saved.
+    original = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=0, max_epochs=2, max_trials=5)
+    configs = [original.suggest(t) for t in "abcd"]
     searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
-                             seed=0, max_epochs=2, max_trials=3)
+                             seed=0, max_epochs=2, max_trials=5)
     searcher.suggest("a")
-    searcher.reconcile([_trial("a", "TERMINATED", {"val_acc": 0.7, "training_iteration": 2}),
-                        _trial("b", "PENDING")])
-    assert searcher.live == {} and searcher.outcomes == {"a": Status.COMPLETE}
-    assert searcher.suggested == 2
-    assert searcher.suggest("c") not in (None, Searcher.FINISHED)
-    assert searcher.suggest("d") == Searcher.FINISHED
+    searcher.reconcile([
+        _trial("a", "TERMINATED", {"val_acc": 0.7, "training_iteration": 2}, configs[0]),
+        _trial("b", "TERMINATED", {"val_acc": 0.6, "training_iteration": 1}, configs[1]),
+        _trial("c", "RUNNING", config=configs[2])])
+    assert searcher.outcomes == {"a": Status.COMPLETE, "b": Status.PRUNED}
+    assert set(searcher.live) == {"c"} and searcher.suggested == 3
+    assert searcher.suggest("d") == configs[3]  # not a repeat of b's or c's config
+    assert searcher.suggest("e") not in (None, Searcher.FINISHED)
+    assert searcher.suggest("f") == Searcher.FINISHED
+
+
+def test_an_abandoned_point_is_proposed_again():
+    points = [get_space("nb201").sample(np.random.default_rng(i)) for i in range(3)]
+    searcher = make_searcher("points", space=get_space("nb201"), metric="val_acc", mode="max",
+                             max_epochs=1, max_trials=3, options={"points": points})
+    for trial_id in "abc":
+        searcher.suggest(trial_id)
+    assert searcher.suggest("x") == Searcher.FINISHED
+    # Tune restored only a: b and c never ran, so their points must still run.
+    searcher.reconcile([_trial("a", "RUNNING", config=points[0])])
+    assert searcher.suggest("d") == points[1]
+    assert searcher.suggest("e") == points[2]
+    assert searcher.suggest("f") == Searcher.FINISHED
+
+
+def test_a_retried_trial_gets_its_new_outcome():
+    searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=0, max_epochs=2, max_trials=2)
+    config = searcher.suggest("a")
+    searcher.on_trial_complete("a", {"val_acc": 0.1, "training_iteration": 1}, error=True)
+    searcher.reconcile([_trial("a", "PENDING", config=config)])  # --retry-errored
+    searcher.on_trial_complete("a", {"val_acc": 0.8, "training_iteration": 2})
+    assert searcher.outcomes == {"a": Status.COMPLETE} and searcher.suggested == 1
 
 
 def test_searcher_sync_frees_concurrency_slots_of_unknown_trials():
-    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
     from search import SearcherSync
 
     searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
                              seed=0, max_epochs=2, max_trials=10)
     limiter = ConcurrencyLimiter(searcher, max_concurrent=2)
+    generator = SearchGenerator(limiter)
+    generator._finished = True  # a later state that had said FINISHED
     limiter.suggest("ghost1")
     limiter.suggest("ghost2")
     assert limiter.suggest("x") is None  # both slots held
-    sync = SearcherSync(limiter)
+    sync = SearcherSync(generator)
     sync.setup()
     # Tune restored one running trial the limiter never saw, and neither ghost.
     sync.on_step_begin(0, [_trial("r", "RUNNING")])
     assert limiter.live_trials == {"r"} and searcher.suggested == 1
+    assert generator._finished is False  # budget is left, so Tune asks again
     assert limiter.suggest("y") is not None  # one slot free again
     assert limiter.suggest("z") is None  # r and y hold the two
     sync.on_step_begin(1, [])  # once per run only
