@@ -11,7 +11,10 @@ with probability 1/2, until a resume finishes. Tune snapshots every second
 - lost: trials the last snapshot before a kill knew as ended that are missing afterwards;
 - duplicated: repeated trial ids, or repeated (trial, iteration) rows;
 - failed: trials that ended failed (a resume that cannot find a checkpoint shows up here);
-- short of budget: trials of ``samples`` that the finished search never ran.
+- short of budget: trials of ``samples`` that the finished search never ran;
+- reconciled: times a resume found the searcher state and the trials out of step and
+  reconciled them (search state set aside, a trial abandoned, or one replayed untracked), read
+  from the log.
 
     .venv/bin/python benchmarks/faults.py
 """
@@ -49,6 +52,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+# What a resume prints when it reconciles the searcher with the restored trials.
+_RECONCILED = ("set aside search state", "is not in the restored experiment",
+               "was handed out after the restored searcher state")
 
 
 def _known_ended(directory: Path) -> set[str]:
@@ -98,6 +106,8 @@ def one_run(searcher: str, seed: int, args: argparse.Namespace, tmp: Path) -> di
         break
     trials = pd.read_parquet(directory / "trials.parquet")
     iterations = pd.read_parquet(directory / "iterations.parquet")
+    text = log.read_text(errors="replace")
+    reconciled = sum(text.count(m) for m in _RECONCILED)
     return {
         "searcher": searcher, "faults": faults, "trials": len(trials),
         "short": args.samples - len(trials),  # budget the finished search never ran
@@ -106,6 +116,7 @@ def one_run(searcher: str, seed: int, args: argparse.Namespace, tmp: Path) -> di
         "lost": len(known - set(trials["trial_id"])),
         "duplicated": int(trials["trial_id"].duplicated().sum()
                           + iterations.duplicated(["trial_id", "iteration"]).sum()),
+        "reconciled": reconciled,
     }
 
 
@@ -134,11 +145,11 @@ def main() -> None:
           f"random in [{args.min_kill:g}, {args.max_kill:g}] s, resumes killed again with "
           "probability 1/2.\n")
     print("| searcher | faults injected | trials | short of budget | survived | failed | lost | "
-          "duplicated |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "duplicated | reconciled |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for searcher, r in table.iterrows():
         print(f"| {searcher} | {r['faults']} | {r['trials']} | {r['short']} | {r['survived']} | "
-              f"{r['failed']} | {r['lost']} | {r['duplicated']} |")
+              f"{r['failed']} | {r['lost']} | {r['duplicated']} | {r['reconciled']} |")
 
 
 if __name__ == "__main__":
