@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import math
 from typing import Any
 
@@ -38,8 +39,9 @@ def table_bytes(df: pd.DataFrame, fmt: str) -> bytes:
     (NaN as null), or Parquet."""
     if fmt == "csv":
         return df.to_csv(index=False).encode()
-    if fmt == "json":
-        return df.to_json(orient="records", indent=1).encode()
+    if fmt == "json":  # not DataFrame.to_json, which writes every "/" in a name as "\/"
+        records = [{k: plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+        return json.dumps(records, indent=1, default=str).encode()
     if fmt == "parquet":
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)

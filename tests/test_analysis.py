@@ -165,8 +165,12 @@ def test_exports_as_csv_json_and_parquet(two, tmp_path, capsys):
     assert csv.splitlines()[0].startswith("experiment,searcher,trial_id,status")
     assert len(csv.strip().splitlines()) == 7
     assert main(["results", str(two[0]), "--format", "json", "--iterations"]) == 0
-    records = json.loads(capsys.readouterr().out)
-    assert len(records) == 5 and records[0]["experiment"] == "a"
+    text = capsys.readouterr().out
+    records = json.loads(text)
+    assert len(records) == 5 and records[0]["experiment"] == "a" and "\\/" not in text
+    assert main(["results", str(two[0]), "--format", "json"]) == 0
+    trials = json.loads(capsys.readouterr().out)
+    assert trials[3]["trial_id"] == "a4" and trials[3]["best_val_acc"] is None  # NaN -> null
     out = tmp_path / "t.parquet"
     assert main(["results", *map(str, two), "--format", "parquet", "--output", str(out)]) == 0
     assert pd.read_parquet(out)["trial_id"].tolist() == ["a1", "a2", "a3", "a4", "b1", "b2"]
