@@ -13,8 +13,8 @@ with probability 1/2, until a resume finishes. Tune snapshots every second
 - failed: trials that ended failed (a resume that cannot find a checkpoint shows up here);
 - short of budget: trials of ``samples`` that the finished search never ran;
 - reconciled: times a resume found the searcher state and the trials out of step and
-  reconciled them (search state set aside, a trial abandoned, or one replayed untracked), read
-  from the log.
+  reconciled them (a later session's search state skipped, a trial abandoned, or one left
+  untracked), read from the log.
 
     .venv/bin/python benchmarks/faults.py
 """
@@ -55,7 +55,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 # What a resume prints when it reconciles the searcher with the restored trials.
-_RECONCILED = ("set aside search state", "is not in the restored experiment",
+_RECONCILED = ("is newer than the last experiment snapshot", "is not in the restored experiment",
                "was handed out after the restored searcher state")
 
 

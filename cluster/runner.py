@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
-from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+from ray.tune.search import ConcurrencyLimiter
 
 from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
-from search.adapter import SearcherSync
 from search.results import ITERATIONS_FILE, TRIALS_FILE, ResultsWriter
+from search.resume import PairedSearchGenerator, SearcherSync
 from search.storage import Location
 from trainables import TRAINABLE_INFO
 
@@ -126,8 +126,9 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
     trainable = _trainable(spec, trainable_fn)
     # The wrappers Tune would build from max_concurrent_trials are built here, so that
     # SearcherSync can hold them (and the searcher in them) across a restore.
-    search_alg = SearchGenerator(ConcurrencyLimiter(spec.make_searcher(),
-                                                    max_concurrent=spec.max_concurrent_trials))
+    search_alg = PairedSearchGenerator(
+        ConcurrencyLimiter(spec.make_searcher(), max_concurrent=spec.max_concurrent_trials),
+        experiment_dir=str(spec.directory))
     callbacks: list[Any] = [
         SearcherSync(search_alg),
         ResultsWriter(spec.directory, metric=spec.metric, mode=spec.mode,
@@ -212,88 +213,14 @@ def resume_experiment(directory: Location, *, address: str | None = None,
                 directory.fs.delete_file((directory / name).path)
         return run_experiment(spec, address=address, dashboard=dashboard,
                               trainable_fn=trainable_fn, resource_check=resource_check)
-    set_aside_unpaired_search_state(directory)
     with connect(address, dashboard=dashboard) as ray:
         if resource_check:
             check_resources(spec, [n["Resources"] for n in _alive_nodes(ray)])
-        clear_staged_search_state(directory.name)
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)
         tuner.fit()
     return directory
-
-
-_SNAPSHOT = ("experiment_state-", ".json")
-_SEARCH_STATE = (("searcher-state-", ".pkl"), ("search_gen_state-", ".json"))
-
-
-def set_aside_unpaired_search_state(directory: Location) -> list[str]:
-    """Rename search-state files of a session newer than the newest experiment snapshot.
-
-    Each run of an experiment (a session, named by its start time) writes its experiment
-    snapshot and its searcher's state as separate files, and Tune restores the newest of each
-    kind. A crash before a resumed session's first snapshot was copied leaves its searcher state
-    beside the previous session's snapshot: a searcher that has handed out trials the snapshot
-    never had (or said it has finished). Those files are renamed ``unpaired-*``, so Tune pairs
-    the snapshot with its own session's searcher; :class:`~search.adapter.SearcherSync` settles
-    the rest. Returns the renamed names.
-    """
-    import pyarrow.fs as pafs
-
-    fs = directory.fs
-    try:
-        names = [i.base_name for i in fs.get_file_info(pafs.FileSelector(directory.path))]
-    except (FileNotFoundError, OSError):
-        return []
-
-    def session(name: str, kind: tuple[str, str]) -> str | None:
-        prefix, suffix = kind
-        return name[len(prefix):-len(suffix)] if name.startswith(prefix) and \
-            name.endswith(suffix) else None
-
-    snapshots = [s for s in (session(n, _SNAPSHOT) for n in names) if s is not None]
-    if not snapshots:
-        return []
-    newest = max(snapshots)
-    moved = []
-    for name in names:
-        for kind in _SEARCH_STATE:
-            sess = session(name, kind)
-            if sess is not None and sess > newest:
-                fs.move((directory / name).path, (directory / f"unpaired-{name}").path)
-                moved.append(name)
-    if moved:
-        print(f"hpnas: set aside search state newer than the last experiment snapshot "
-              f"({', '.join(moved)}): the run was killed before its snapshot was saved.",
-              flush=True)
-    return moved
-
-
-def clear_staged_search_state(experiment: str, session_dir: str | None = None) -> list[str]:
-    """Delete the search-state files a killed driver staged on this machine for ``experiment``.
-
-    Tune stages its state under the Ray session's ``artifacts/<time>/<experiment>/
-    driver_artifacts`` before copying it to storage, restores the searcher from there after
-    copying the stored files in (adding, never deleting), and on a restore reuses the killed
-    driver's folder. On a Ray cluster that outlived the driver, that folder still holds the
-    killed session's search state, newer than anything stored: it would win. Without it, the
-    stored (and paired, see :func:`set_aside_unpaired_search_state`) state is restored.
-    """
-    import glob
-
-    if session_dir is None:
-        from ray.train.constants import _get_ray_train_session_dir
-
-        session_dir = _get_ray_train_session_dir()
-    pattern = os.path.join(glob.escape(session_dir), "*", glob.escape(experiment),
-                           "driver_artifacts", "*")
-    removed = []
-    for path in glob.glob(pattern):
-        if os.path.basename(path).startswith(("searcher-state-", "search_gen_state-")):
-            os.remove(path)
-            removed.append(path)
-    return removed
 
 
 # Filesystems every node of a cluster can mount (network and cluster filesystems, FUSE mounts of

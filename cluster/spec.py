@@ -40,7 +40,8 @@ from spaces.options import check_range, parse_options
 from trainables import TRAINABLE_INFO
 from trainables.data import DatasetNotFound, locate
 
-__all__ = ["ExperimentSpec", "Resources", "SpecError", "load_spec", "spec_from_mapping"]
+__all__ = ["SPEC_FILE", "ExperimentSpec", "Resources", "SpecError", "load_spec",
+           "spec_from_mapping"]
 
 
 class SpecError(ValueError):

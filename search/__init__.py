@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from search.adapter import SearcherSync, SpaceSearcher, Status, Strategy
+from search.adapter import SpaceSearcher, Status, Strategy
 from search.evolution import AgingEvolution
 from search.grid import GridSearch, PointsSearch
 from search.optuna_search import OPTUNA_SAMPLERS, OptunaStrategy
@@ -21,7 +21,6 @@ __all__ = [
     "OPTUNA_SAMPLERS",
     "SCHEDULERS",
     "SEARCHERS",
-    "SearcherSync",
     "SpaceSearcher",
     "Status",
     "Strategy",

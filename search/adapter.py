@@ -16,7 +16,7 @@ when ``mode="min"``). :class:`SpaceSearcher` adapts any core to Ray Tune's pull-
   warning, never a crash;
 * ``save``/``restore`` pickle the whole object: core state, live trials, RNGs, counters;
 * ``reconcile(trials)`` makes a restored searcher agree with the trials Tune restored (see
-  :class:`SearcherSync`).
+  :mod:`search.resume`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ import math
 import pickle
 from typing import Any, Hashable, Protocol
 
-from ray.tune import Callback
-from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
+from ray.tune.search import Searcher
 
 from spaces import Space
 
-__all__ = ["SearcherSync", "SpaceSearcher", "Status", "Strategy", "finite_metric"]
+__all__ = ["ENDED", "SpaceSearcher", "Status", "Strategy", "finite_metric"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class SpaceSearcher(Searcher):
         self.suggested = 0
         self.live: dict[str, Hashable] = {}
         self.outcomes: dict[str, Status] = {}
-        self.retried: set[str] = set()  # errored trials Tune runs again after a resume
+        self.unlearned: set[str] = set()  # restored trials the core does not learn from
         self._warned_unknown = False
 
     def set_search_properties(
@@ -170,9 +169,7 @@ class SpaceSearcher(Searcher):
     ) -> None:
         handle = self.live.pop(trial_id, None)
         if handle is None:
-            retried = getattr(self, "retried", set())
-            if trial_id in retried:  # errored before, run again: record how it ended now
-                retried.discard(trial_id)
+            if trial_id in getattr(self, "unlearned", ()):  # see reconcile: record how it ended
                 self.outcomes[trial_id] = classify(result, error=error, metric=self._metric,
                                                    max_epochs=self.max_epochs)
             elif not self._warned_unknown:
@@ -215,8 +212,8 @@ class SpaceSearcher(Searcher):
         return dict(config) == given
 
     def reconcile(self, trials: list) -> None:
-        """Agree with Tune's restored ``trials`` (in creation order; objects with ``trial_id``,
-        ``status``, ``config`` and ``last_result``).
+        """Agree with Tune's restored ``trials`` (objects with ``trial_id``, ``status``,
+        ``config`` and ``last_result``).
 
         Tune copies the experiment snapshot and the searcher state to storage as separate files,
         so a crash between the copies can restore a searcher a snapshot newer or older than the
@@ -225,15 +222,18 @@ class SpaceSearcher(Searcher):
         * a live trial Tune does not know was handed out after the snapshot: its proposal is
           abandoned (:meth:`_abandon`);
         * a live trial Tune has already ended is completed with its last result;
-        * a trial Tune has that this (older) state never handed out is replayed: the core is
-          asked again, and since a core's proposals follow from its saved state (RNGs
-          included), it proposes that trial's config, which is then tracked and, if ended,
-          learned from; a different proposal is abandoned and the trial runs untracked;
-        * an errored trial that Tune will run again (``--retry-errored``) gets its new outcome
-          recorded when it ends (the core, already told of the failure, does not relearn it).
+        * trials Tune has that this (older) state never handed out are replayed: the core is
+          asked once per such trial, and a proposal equal to one of their configs is tracked as
+          that trial (and learned from when it ends). Cores whose proposals follow from their
+          saved state (random search, grids and point lists, Optuna before it has learned)
+          propose them again; where learning since changed the proposals, the unmatched
+          proposals are abandoned and those trials run without the core learning from them;
+        * an errored trial that Tune runs again (``--retry-errored``) is not learned from a
+          second time (the core was told of the failure).
 
-        The budget spent is the number of trials Tune knows, so the experiment ends with
-        ``max_trials`` trials either way.
+        A trial the core does not learn from has its outcome recorded when it ends, and is not
+        replayed by a later resume. The budget spent is the number of trials Tune knows, so the
+        experiment ends with ``max_trials`` trials either way.
         """
         by_id = {t.trial_id: t for t in trials}
         for trial_id in list(self.live):
@@ -244,27 +244,36 @@ class SpaceSearcher(Searcher):
                 self._abandon(self.live.pop(trial_id))
             elif trial.status in ENDED:
                 self.on_trial_complete(trial_id, trial.last_result, error=trial.status == "ERROR")
-        self.retried = set()
+        unlearned = self.__dict__.setdefault("unlearned", set())
+        unseen = []
         for trial in trials:
-            trial_id = trial.trial_id
-            if trial_id in self.live:
+            if trial.trial_id in self.live or trial.trial_id in unlearned:
                 continue
-            if trial_id in self.outcomes:
-                if trial.status not in ENDED:
-                    self.retried.add(trial_id)
+            if trial.trial_id in self.outcomes:
+                if trial.status not in ENDED:  # errored, and run again
+                    unlearned.add(trial.trial_id)
                 continue
-            proposal = self.strategy.ask()
-            if proposal is not None and self._same_config(proposal[0], trial.config):
-                self.live[trial_id] = proposal[1]
+            unseen.append(trial)
+        proposals = [p for p in (self.strategy.ask() for _ in unseen) if p is not None]
+        for trial in unseen:
+            match = next((p for p in proposals if self._same_config(p[0], trial.config)), None)
+            if match is None:
+                logger.warning("%s searcher: trial %s was handed out after the restored "
+                               "searcher state was saved, and the searcher does not propose it "
+                               "again; it runs without the searcher learning from it.",
+                               self.name, trial.trial_id)
+                unlearned.add(trial.trial_id)
                 if trial.status in ENDED:
-                    self.on_trial_complete(trial_id, trial.last_result,
+                    self.on_trial_complete(trial.trial_id, trial.last_result,
                                            error=trial.status == "ERROR")
                 continue
-            logger.warning("%s searcher: trial %s was handed out after the restored searcher "
-                           "state was saved, and the searcher does not propose it again; it "
-                           "runs without the searcher learning from it.", self.name, trial_id)
-            if proposal is not None:
-                self._abandon(proposal[1])
+            proposals.remove(match)
+            self.live[trial.trial_id] = match[1]
+            if trial.status in ENDED:
+                self.on_trial_complete(trial.trial_id, trial.last_result,
+                                       error=trial.status == "ERROR")
+        for proposal in proposals:
+            self._abandon(proposal[1])
         self.suggested = len(trials)
 
     @property
@@ -280,49 +289,3 @@ class SpaceSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
-
-
-class SearcherSync(Callback):
-    """Reconciles the search algorithm with the trials Tune restored, once, before the first
-    suggestion of a run or a resumed run: Tune's ``SearchGenerator`` (its finished flag), the
-    ``ConcurrencyLimiter`` (its live trials) and the :class:`SpaceSearcher` inside.
-
-    Pass the same object to ``TuneConfig(search_alg=...)`` and here: Tune pickles the tuner's
-    configuration, callbacks included, in one file, so a restored callback still holds the
-    search algorithm that Tune restores in place.
-    """
-
-    def __init__(self, search_alg: SearchGenerator | ConcurrencyLimiter | SpaceSearcher) -> None:
-        self.search_alg = search_alg
-        self.synced = False
-
-    def setup(self, **info: Any) -> None:
-        self.synced = False
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if self.synced:
-            return
-        self.synced = True
-        known = {t.trial_id: t for t in trials}
-        generator = self.search_alg if isinstance(self.search_alg, SearchGenerator) else None
-        alg = generator.searcher if generator is not None else self.search_alg
-        if isinstance(alg, ConcurrencyLimiter):
-            for trial_id in list(alg.live_trials):
-                trial = known.get(trial_id)
-                if trial is None:  # a slot held by a trial Tune does not know: free it
-                    alg.live_trials.discard(trial_id)
-                    alg.num_unfinished_live_trials = max(0, alg.num_unfinished_live_trials - 1)
-                elif trial.status in ENDED:  # ended, but the snapshot's limiter missed it
-                    alg.on_trial_complete(trial_id, trial.last_result,
-                                          error=trial.status == "ERROR")
-            for trial_id, trial in known.items():  # will run: count it against the limit
-                if trial.status not in ENDED and trial_id not in alg.live_trials:
-                    alg.live_trials.add(trial_id)
-                    alg.num_unfinished_live_trials += 1
-            alg = alg.searcher
-        if isinstance(alg, SpaceSearcher):
-            alg.reconcile(trials)
-            if generator is not None and alg.budget_left:
-                # A searcher state that had said FINISHED, paired with a snapshot that had
-                # fewer trials: budget is left, so the generator must ask again.
-                generator._finished = False

@@ -103,7 +103,8 @@ def load(*directories: str | Path | Location, same_goal: bool = True) -> Experim
         df = df.reindex(columns=columns)
         # A config column that is null throughout one experiment comes back as objects.
         for column in df.columns:
-            if df[column].dtype == object and column.startswith("config/"):
+            if df[column].dtype == object and column.startswith("config/") and not any(
+                    isinstance(v, bool) for v in df[column].dropna()):
                 numbers = pd.to_numeric(df[column], errors="coerce")
                 if numbers.notna().sum() == df[column].notna().sum():
                     df[column] = numbers
@@ -155,9 +156,9 @@ def best_so_far(runs: Experiments, by: Literal["trials", "time"] = "trials") -> 
 
     ``by="trials"``: after each ended trial (ordered by when it last reported; ``x`` is 1, 2,
     ...), from the trials' best values; a failed trial that reported counts as a trial spent
-    (the best carries over it), one that never reported has no time and is left out. ``by="time"``: after each reported epoch of any trial, ``x`` being
-    seconds since the experiment's first trial started (wall time on the driver's clock,
-    one-second resolution). Columns: ``experiment``, ``searcher``, ``x``, ``best``.
+    (the best carries over it), one that never reported has no time and is left out.
+    ``by="time"``: after each reported epoch of any trial, ``x`` being seconds since the
+    experiment's first trial started (wall time on the driver's clock, one-second resolution). Columns: ``experiment``, ``searcher``, ``x``, ``best``.
     """
     if by not in ("trials", "time"):
         raise ValueError(f"`by` is {by!r}, but must be 'trials' or 'time'")
@@ -168,11 +169,12 @@ def best_so_far(runs: Experiments, by: Literal["trials", "time"] = "trials") -> 
         mine = its[its["experiment"] == name] if "experiment" in its.columns else its.iloc[0:0]
         if metric not in mine.columns or "timestamp" not in mine.columns:
             continue
-        mine = mine.dropna(subset=[metric, "timestamp"])
+        reported = mine.dropna(subset=["timestamp"])  # a diverged trial reports NaN: it counts
+        mine = reported.dropna(subset=[metric])
         if mine.empty:
             continue
         searcher = mine["searcher"].iloc[0]
-        start = (mine["timestamp"] - mine["time_total_s"].fillna(0)).min()
+        start = (reported["timestamp"] - reported["time_total_s"].fillna(0)).min()
         if by == "time":
             mine = mine.sort_values(["timestamp", "time_total_s"], kind="stable")
             x = (mine["timestamp"] - start).to_numpy(dtype=float)
@@ -180,7 +182,7 @@ def best_so_far(runs: Experiments, by: Literal["trials", "time"] = "trials") -> 
         else:
             trials = runs.trials[(runs.trials["experiment"] == name)
                                  & (runs.trials["status"].isin(["complete", "pruned", "failed"]))]
-            ended = mine.groupby("trial_id")["timestamp"].max()
+            ended = reported.groupby("trial_id")["timestamp"].max()
             trials = trials.assign(ended=trials["trial_id"].map(ended)).dropna(
                 subset=["ended"]).sort_values("ended", kind="stable")
             x = np.arange(1, len(trials) + 1, dtype=float)

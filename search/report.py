@@ -276,8 +276,8 @@ def plot_importance(runs: Experiments) -> bytes:
     """fANOVA importance per experiment (grouped bars), each over its own complete trials."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
-    scores, skipped = {}, []
-    for name in runs.names:
+    scores, skipped = {}, [f"{n}: another space" for n in runs.names if n not in same_space(runs)]
+    for name in same_space(runs):
         try:
             scores[name] = param_importance(runs.trials[runs.trials["experiment"] == name],
                                             runs.metric, runs.mode)
@@ -298,7 +298,8 @@ def plot_importance(runs: Experiments) -> bytes:
     ax.set_yticklabels(table.index)
     ax.set_xlim(0, max(1e-9, float(table.to_numpy().max())) * 1.2)
     ax.set_xlabel(f"fANOVA importance for {runs.metric} (sums to 1 per experiment)")
-    done = int((runs.trials["status"] == "complete").sum())
+    shown = runs.trials[runs.trials["experiment"].isin(list(scores))]
+    done = int((shown["status"] == "complete").sum())
     ax.set_title(f"Parameter importance over {done} complete trials (pruned ones left out)"
                  + (f"\nnot shown: {'; '.join(skipped)}" if skipped else ""), fontsize=10)
     if len(table.columns) > 1:
@@ -425,7 +426,8 @@ def write_report(runs: Experiments, path: str | Path, *, top: int = 10,
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
 img {{ max-width: 100%; border: 1px solid #ddd; }}
 table.table {{ border-collapse: collapse; font-size: 13px; }}
-table.table td, table.table th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+table.table td, table.table th {{ padding: 3px 8px; border-bottom: 1px solid #ddd;
+  text-align: right; }}
 .note {{ color: #666; }}
 </style></head><body>
 <h1>hpnas report</h1>

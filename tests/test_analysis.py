@@ -51,9 +51,11 @@ def two(tmp_path):
     a = _experiment_dir(
         tmp_path, "a", {"name": "evolution", "population_size": 4},
         [_trial("a1", "complete", 0.5, 100), _trial("a2", "pruned", 0.3, 50),
-         _trial("a3", "complete", 0.7, 300), _trial("a4", "failed", None, 10)],
+         _trial("a3", "complete", 0.7, 300), _trial("a4", "failed", None, 10),
+         _trial("a5", "failed", None, 20)],
         [_it("a1", 1, 1010, 0.4, 10), _it("a1", 2, 1020, 0.5, 20), _it("a2", 1, 1015, 0.3, 15),
-         _it("a3", 1, 1030, 0.6, 5), _it("a3", 2, 1040, 0.7, 15)])
+         _it("a3", 1, 1030, 0.6, 5), _it("a3", 2, 1040, 0.7, 15),
+         _it("a5", 1, 1050, float("nan"), 3)])  # a5 diverged: its one report is NaN
     b = _experiment_dir(
         tmp_path, "b", "random",
         [_trial("b1", "complete", 0.6, 200), _trial("b2", "running", 0.65, 80)],
@@ -67,7 +69,7 @@ def test_load_tags_each_row_with_its_experiment_and_searcher(two):
     assert list(runs.trials.columns[:2]) == ["experiment", "searcher"]
     assert runs.trials.groupby("experiment")["searcher"].first().to_dict() == {
         "a": "evolution", "b": "random"}
-    assert len(runs.trials) == 6 and len(runs.iterations) == 7
+    assert len(runs.trials) == 7 and len(runs.iterations) == 8
     assert best_trial(runs.trials, "val_acc", "max")["trial_id"] == "a3"
     assert best_trial(runs.trials, "val_acc", "min")["trial_id"] == "a2"
 
@@ -115,8 +117,9 @@ def test_best_so_far_against_trials_and_time(two):
     runs = load(*two)
     by_trials = best_so_far(runs, by="trials")
     a = by_trials[by_trials["experiment"] == "a"]
-    # ended in order a2 (1015), a1 (1020), a3 (1040); failed a4 does not count
-    assert a["x"].tolist() == [1, 2, 3] and a["best"].tolist() == [0.3, 0.5, 0.7]
+    # ended in order a2 (1015), a1 (1020), a3 (1040), a5 (1050, failed: a trial spent, the
+    # best carries over); a4 failed without reporting and has no time
+    assert a["x"].tolist() == [1, 2, 3, 4] and a["best"].tolist() == [0.3, 0.5, 0.7, 0.7]
     by_time = best_so_far(runs, by="time")
     a = by_time[by_time["experiment"] == "a"]
     # the first trial started at 1010 - 10 = 1000
@@ -163,17 +166,18 @@ def test_exports_as_csv_json_and_parquet(two, tmp_path, capsys):
     assert main(["results", *map(str, two), "--format", "csv"]) == 0
     csv = capsys.readouterr().out
     assert csv.splitlines()[0].startswith("experiment,searcher,trial_id,status")
-    assert len(csv.strip().splitlines()) == 7
+    assert len(csv.strip().splitlines()) == 8
     assert main(["results", str(two[0]), "--format", "json", "--iterations"]) == 0
     text = capsys.readouterr().out
     records = json.loads(text)
-    assert len(records) == 5 and records[0]["experiment"] == "a" and "\\/" not in text
+    assert len(records) == 6 and records[0]["experiment"] == "a" and "\\/" not in text
     assert main(["results", str(two[0]), "--format", "json"]) == 0
     trials = json.loads(capsys.readouterr().out)
     assert trials[3]["trial_id"] == "a4" and trials[3]["best_val_acc"] is None  # NaN -> null
     out = tmp_path / "t.parquet"
     assert main(["results", *map(str, two), "--format", "parquet", "--output", str(out)]) == 0
-    assert pd.read_parquet(out)["trial_id"].tolist() == ["a1", "a2", "a3", "a4", "b1", "b2"]
+    assert pd.read_parquet(out)["trial_id"].tolist() == ["a1", "a2", "a3", "a4", "a5", "b1",
+                                                         "b2"]
     assert main(["results", str(two[0]), "--format", "parquet"]) == 2
     assert "give it --output FILE" in capsys.readouterr().err
     assert main(["results", str(two[0]), "--iterations"]) == 2

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from ray.tune.search import SearchGenerator, Searcher
 
 from conftest import write_idx
 
@@ -42,10 +43,14 @@ def _stop_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+FORGED = "9999-12-31_23-59-59"  # the session name of a forged later search state
+
+
 def _searcher_state(directory: Path, missing_ok: bool = False) -> dict:
     """The searcher state Tune saved last in the experiment directory (one file per session,
     named by the session's start time; mtimes are not reliable, Tune re-syncs every file)."""
-    files = sorted(glob.glob(str(directory / "searcher-state-*.pkl")))
+    files = sorted(f for f in glob.glob(str(directory / "searcher-state-*.pkl"))
+                   if FORGED not in f)
     if not files and missing_ok:
         return {}
     assert files, "Tune saved no searcher state"
@@ -63,7 +68,7 @@ def _forge_unpaired_search_state(directory: Path) -> None:
     whole budget and said it had finished, beside an older experiment snapshot."""
     import ray.cloudpickle as cloudpickle
 
-    later = "9999-12-31_23-59-59"
+    later = FORGED
     state = _searcher_state(directory)
     state = {**state, "suggested": SAMPLES, "live": {**state["live"], "ghost": object()}}
     (directory / f"searcher-state-{later}.pkl").write_bytes(cloudpickle.dumps(state))
@@ -130,48 +135,48 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
     for trial_id, status in saved["outcomes"].items():
         assert final["outcomes"][trial_id] == status
     assert len(final["outcomes"]) > len(saved["outcomes"])
-    if searcher == "optuna":  # the forged later state was set aside, not restored
-        assert glob.glob(str(directory / "unpaired-searcher-state-9999-*.pkl"))
-        assert "set aside search state newer" in log.read_text()
+    if searcher == "optuna":  # the forged later state was not restored
+        assert "the search state of session 9999-12-31_23-59-59 is newer" in log.read_text()
 
 
-def test_search_state_newer_than_the_last_snapshot_is_set_aside(tmp_path):
-    from cluster.runner import set_aside_unpaired_search_state
-    from search.storage import Location
+def test_the_search_state_paired_with_the_snapshot_is_restored(tmp_path):
+    """A later session's search state (it handed out the whole budget and said FINISHED) beside
+    the snapshot of an earlier one: the earlier session's own search state is restored."""
+    from ray.tune.search import ConcurrencyLimiter
 
-    for name in ("experiment_state-2026-01-01_10-00-00.json",
-                 "experiment_state-2026-01-01_11-00-00.json",
-                 "searcher-state-2026-01-01_10-00-00.pkl", "searcher-state-2026-01-01_11-00-00.pkl",
-                 "search_gen_state-2026-01-01_11-00-00.json",
-                 "searcher-state-2026-01-01_12-00-00.pkl",  # a session that never snapshotted
-                 "search_gen_state-2026-01-01_12-00-00.json", "trials.parquet"):
-        (tmp_path / name).write_text("x")
-    moved = set_aside_unpaired_search_state(Location(tmp_path))
-    assert sorted(moved) == ["search_gen_state-2026-01-01_12-00-00.json",
-                             "searcher-state-2026-01-01_12-00-00.pkl"]
-    assert sorted(p.name for p in tmp_path.glob("unpaired-*")) == [
-        "unpaired-search_gen_state-2026-01-01_12-00-00.json",
-        "unpaired-searcher-state-2026-01-01_12-00-00.pkl"]
-    assert (tmp_path / "searcher-state-2026-01-01_11-00-00.pkl").exists()
-    assert set_aside_unpaired_search_state(Location(tmp_path)) == []  # nothing left to move
+    from search import make_searcher
+    from search.resume import PairedSearchGenerator
+    from spaces import get_space
 
+    def generator(storage=None):
+        searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc",
+                                 mode="max", seed=0, max_epochs=1, max_trials=4)
+        return PairedSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=2),
+                                     experiment_dir=storage)
 
-def test_search_state_a_killed_driver_staged_on_this_machine_is_cleared(tmp_path):
-    from cluster.runner import clear_staged_search_state
+    storage, staging = tmp_path / "storage", tmp_path / "staging"
+    storage.mkdir()
+    staging.mkdir()
+    early, late = "2026-01-01_10-00-00", "2026-01-01_11-00-00"
+    (storage / f"experiment_state-{early}.json").write_text("{}")
+    saved = generator()
+    saved.searcher.suggest("a")  # session `early`: one trial handed out, snapshotted
+    saved.save_to_dir(str(staging), session_str=early)
+    for trial_id in "bcd":  # session `late`: the whole budget, then FINISHED; no snapshot
+        saved.searcher.on_trial_complete(chr(ord(trial_id) - 1))
+        saved.searcher.suggest(trial_id)
+    assert saved.searcher.searcher.suggest("e") == Searcher.FINISHED
+    saved._finished = True
+    saved.save_to_dir(str(staging), session_str=late)
 
-    staged = tmp_path / "artifacts" / "2026-01-01_10-00-00" / "exp" / "driver_artifacts"
-    other = tmp_path / "artifacts" / "2026-01-01_10-00-00" / "other" / "driver_artifacts"
-    for folder in (staged, other):
-        folder.mkdir(parents=True)
-        for name in ("searcher-state-2026-01-01_12-00-00.pkl",
-                     "search_gen_state-2026-01-01_12-00-00.json",
-                     "experiment_state-2026-01-01_12-00-00.json"):
-            (folder / name).write_text("x")
-    removed = clear_staged_search_state("exp", session_dir=str(tmp_path / "artifacts"))
-    assert sorted(Path(p).name for p in removed) == [
-        "search_gen_state-2026-01-01_12-00-00.json", "searcher-state-2026-01-01_12-00-00.pkl"]
-    assert [p.name for p in staged.iterdir()] == ["experiment_state-2026-01-01_12-00-00.json"]
-    assert len(list(other.iterdir())) == 3  # another experiment's files are left alone
+    restored = generator(str(storage))
+    restored.restore_from_dir(str(staging))
+    assert restored.searcher.searcher.suggested == 1 and restored.searcher.live_trials == {"a"}
+    assert restored._finished is False
+    # Without the pairing, Tune's own choice (the newest files) would have restored `late`.
+    tune_choice = generator()
+    SearchGenerator.restore_from_dir(tune_choice, str(staging))
+    assert tune_choice.searcher.searcher.suggested == 4 and tune_choice._finished is True
 
 
 def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):

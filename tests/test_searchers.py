@@ -250,15 +250,30 @@ def test_reconcile_replays_trials_an_older_searcher_state_never_handed_out():
     searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
                              seed=0, max_epochs=2, max_trials=5)
     searcher.suggest("a")
+    # Tune hands restored trials over newest result first, not in creation order.
     searcher.reconcile([
-        _trial("a", "TERMINATED", {"val_acc": 0.7, "training_iteration": 2}, configs[0]),
+        _trial("c", "RUNNING", config=configs[2]),
         _trial("b", "TERMINATED", {"val_acc": 0.6, "training_iteration": 1}, configs[1]),
-        _trial("c", "RUNNING", config=configs[2])])
+        _trial("a", "TERMINATED", {"val_acc": 0.7, "training_iteration": 2}, configs[0])])
     assert searcher.outcomes == {"a": Status.COMPLETE, "b": Status.PRUNED}
     assert set(searcher.live) == {"c"} and searcher.suggested == 3
     assert searcher.suggest("d") == configs[3]  # not a repeat of b's or c's config
     assert searcher.suggest("e") not in (None, Searcher.FINISHED)
     assert searcher.suggest("f") == Searcher.FINISHED
+
+
+def test_a_trial_the_searcher_cannot_replay_is_not_replayed_again():
+    searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
+                             seed=0, max_epochs=2, max_trials=5)
+    other = get_space("nb201").sample(np.random.default_rng(99))  # never proposed by seed 0
+    trials = [_trial("x", "RUNNING", config=other)]
+    searcher.reconcile(trials)
+    assert searcher.live == {} and searcher.suggested == 1
+    asked = searcher.strategy.rng.bit_generator.state
+    searcher.reconcile(trials)  # a second resume
+    assert searcher.strategy.rng.bit_generator.state == asked  # nothing asked again
+    searcher.on_trial_complete("x", {"val_acc": 0.5, "training_iteration": 2})
+    assert searcher.outcomes == {"x": Status.COMPLETE}  # its outcome is still recorded
 
 
 def test_an_abandoned_point_is_proposed_again():
@@ -288,13 +303,12 @@ def test_a_retried_trial_gets_its_new_outcome():
 def test_searcher_sync_frees_concurrency_slots_of_unknown_trials():
     from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
-    from search import SearcherSync
+    from search.resume import SearcherSync
 
     searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
                              seed=0, max_epochs=2, max_trials=10)
     limiter = ConcurrencyLimiter(searcher, max_concurrent=2)
     generator = SearchGenerator(limiter)
-    generator._finished = True  # a later state that had said FINISHED
     limiter.suggest("ghost1")
     limiter.suggest("ghost2")
     assert limiter.suggest("x") is None  # both slots held
@@ -303,7 +317,6 @@ def test_searcher_sync_frees_concurrency_slots_of_unknown_trials():
     # Tune restored one running trial the limiter never saw, and neither ghost.
     sync.on_step_begin(0, [_trial("r", "RUNNING")])
     assert limiter.live_trials == {"r"} and searcher.suggested == 1
-    assert generator._finished is False  # budget is left, so Tune asks again
     assert limiter.suggest("y") is not None  # one slot free again
     assert limiter.suggest("z") is None  # r and y hold the two
     sync.on_step_begin(1, [])  # once per run only

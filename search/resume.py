@@ -1,0 +1,142 @@
+"""Resuming a search: the search state Tune restores, and its agreement with the trials.
+
+Tune saves three files per experiment snapshot, each named by the session (the run of the
+experiment, by its start time) that wrote it: the experiment snapshot (``experiment_state-*``,
+with the trials), its search generator's state (``search_gen_state-*``, with the concurrency
+limiter's) and the searcher's (``searcher-state-*``). It copies them to storage one at a time,
+and on restore takes the newest of each kind by name, the snapshot from storage and the search
+state from the driver's staging folder (which a Ray cluster that outlived a killed driver still
+holds, with that driver's newer files). So a crash can pair a snapshot with a search state from
+a later session, or from a step before or after it in the same session.
+
+* :class:`PairedSearchGenerator` restores the search state of the snapshot's own session (never
+  a later one), and never restores a "finished" flag: the searcher says so again if no budget
+  is left.
+* :class:`SearcherSync`, a callback, then reconciles the limiter and the searcher with the
+  trials Tune restored (:meth:`search.adapter.SpaceSearcher.reconcile`), before the first
+  suggestion.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pyarrow.fs as pafs
+import ray.cloudpickle as cloudpickle
+from ray.tune import Callback
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
+
+from search.adapter import ENDED, SpaceSearcher
+from search.storage import Location
+
+__all__ = ["PairedSearchGenerator", "SearcherSync", "newest_session"]
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT = ("experiment_state-", ".json")
+GENERATOR_STATE = ("search_gen_state-", ".json")
+SEARCHER_STATE = ("searcher-state-", ".pkl")
+
+
+def _sessions(where: Location, kind: tuple[str, str]) -> list[str]:
+    prefix, suffix = kind
+    names = [i.base_name for i in where.fs.get_file_info(pafs.FileSelector(where.path))]
+    return sorted(n[len(prefix):-len(suffix)] for n in names
+                  if n.startswith(prefix) and n.endswith(suffix))
+
+
+def newest_session(where: str | Location, kind: tuple[str, str] = SNAPSHOT) -> str | None:
+    """The session name of the newest file of ``kind`` in ``where`` (None if none or
+    unreadable)."""
+    try:
+        sessions = _sessions(Location(where), kind)
+    except (FileNotFoundError, OSError):
+        return None
+    return sessions[-1] if sessions else None
+
+
+class PairedSearchGenerator(SearchGenerator):
+    """Tune's ``SearchGenerator`` that restores the search state paired with the experiment
+    snapshot Tune restores: the newest state of a session no newer than the newest snapshot in
+    ``experiment_dir`` (where Tune reads the snapshot from; the staging folder's snapshots
+    when that cannot be listed, for example after the directory moved)."""
+
+    def __init__(self, searcher: Searcher, experiment_dir: str | None = None) -> None:
+        super().__init__(searcher)
+        self.experiment_dir = experiment_dir
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        snapshot = (newest_session(self.experiment_dir) if self.experiment_dir else None) \
+            or newest_session(dirpath)
+        staged = Location(dirpath)
+        try:
+            generator = [s for s in _sessions(staged, GENERATOR_STATE) if s <= (snapshot or "")]
+            searcher = [s for s in _sessions(staged, SEARCHER_STATE) if s <= (snapshot or "")]
+            newer = [s for s in _sessions(staged, SEARCHER_STATE) if s > (snapshot or "")]
+        except (FileNotFoundError, OSError):
+            generator = searcher = newer = []
+        if not generator or not searcher:
+            super().restore_from_dir(dirpath)  # Tune's own choice: the newest files
+        else:
+            if newer:
+                print(f"hpnas: the search state of session {newer[-1]} is newer than the last "
+                      f"experiment snapshot ({snapshot}): the run was killed before the snapshot "
+                      f"was saved; restoring the search state saved with that snapshot instead.",
+                      flush=True)
+            prefix, suffix = GENERATOR_STATE
+            with open(staged / f"{prefix}{generator[-1]}{suffix}", "rb") as f:
+                state = cloudpickle.load(f)
+            wrapper = self.searcher
+            while hasattr(wrapper, "searcher"):  # the limiter's state, as Tune restores it
+                key = f"name:{type(wrapper).__name__}"
+                if key in state:
+                    wrapper.set_state(state.pop(key))
+                wrapper = wrapper.searcher
+            prefix, suffix = SEARCHER_STATE
+            wrapper.restore(str(staged / f"{prefix}{searcher[-1]}{suffix}"))
+            self.set_state(state)
+        self._finished = False  # the searcher says FINISHED again at once if no budget is left
+
+
+class SearcherSync(Callback):
+    """Reconciles the concurrency limiter and the :class:`SpaceSearcher` inside a search
+    generator with the trials Tune restored, once, before the first suggestion of a run or a
+    resumed run.
+
+    Pass the same object to ``TuneConfig(search_alg=...)`` and here: Tune pickles the tuner's
+    configuration, callbacks included, in one file, so a restored callback still holds the
+    search algorithm that Tune restores in place.
+    """
+
+    def __init__(self, search_alg: SearchGenerator | ConcurrencyLimiter | SpaceSearcher) -> None:
+        self.search_alg = search_alg
+        self.synced = False
+
+    def setup(self, **info: Any) -> None:
+        self.synced = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.synced:
+            return
+        self.synced = True
+        known = {t.trial_id: t for t in trials}
+        alg = self.search_alg
+        if isinstance(alg, SearchGenerator):
+            alg = alg.searcher
+        if isinstance(alg, ConcurrencyLimiter):
+            for trial_id in list(alg.live_trials):
+                trial = known.get(trial_id)
+                if trial is None:  # a slot held by a trial Tune does not know: free it
+                    alg.live_trials.discard(trial_id)
+                    alg.num_unfinished_live_trials = max(0, alg.num_unfinished_live_trials - 1)
+                elif trial.status in ENDED:  # ended, but the snapshot's limiter missed it
+                    alg.on_trial_complete(trial_id, trial.last_result,
+                                          error=trial.status == "ERROR")
+            for trial_id, trial in known.items():  # will run: count it against the limit
+                if trial.status not in ENDED and trial_id not in alg.live_trials:
+                    alg.live_trials.add(trial_id)
+                    alg.num_unfinished_live_trials += 1
+            alg = alg.searcher
+        if isinstance(alg, SpaceSearcher):
+            alg.reconcile(trials)
