@@ -19,7 +19,7 @@ from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
 from search.results import ITERATIONS_FILE, TRIALS_FILE, ResultsWriter
-from search.resume import PairedSearchGenerator, SearcherSync
+from search.resume import PairedSearchGenerator, SearcherSync, restoring_from
 from search.storage import Location
 from trainables import TRAINABLE_INFO
 
@@ -219,7 +219,8 @@ def resume_experiment(directory: Location, *, address: str | None = None,
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)
-        tuner.fit()
+        with restoring_from(str(directory)):
+            tuner.fit()
     return directory
 
 

@@ -20,7 +20,8 @@ a later session, or from a step before or after it in the same session.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import pyarrow.fs as pafs
 import ray.cloudpickle as cloudpickle
@@ -30,9 +31,11 @@ from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from search.adapter import ENDED, SpaceSearcher
 from search.storage import Location
 
-__all__ = ["PairedSearchGenerator", "SearcherSync", "newest_session"]
+__all__ = ["PairedSearchGenerator", "SearcherSync", "newest_session", "restoring_from"]
 
 logger = logging.getLogger(__name__)
+
+_restoring_from: str | None = None  # the experiment directory Tune is restoring, if known
 
 SNAPSHOT = ("experiment_state-", ".json")
 GENERATOR_STATE = ("search_gen_state-", ".json")
@@ -56,19 +59,33 @@ def newest_session(where: str | Location, kind: tuple[str, str] = SNAPSHOT) -> s
     return sessions[-1] if sessions else None
 
 
+@contextmanager
+def restoring_from(directory: str) -> Iterator[None]:
+    """While Tune restores the experiment in ``directory`` (``Tuner.restore(...).fit()``): the
+    directory whose snapshots the search state is paired with (the one recorded when the
+    experiment was built may since have been copied or moved)."""
+    global _restoring_from
+    previous, _restoring_from = _restoring_from, directory
+    try:
+        yield
+    finally:
+        _restoring_from = previous
+
+
 class PairedSearchGenerator(SearchGenerator):
     """Tune's ``SearchGenerator`` that restores the search state paired with the experiment
     snapshot Tune restores: the newest state of a session no newer than the newest snapshot in
-    ``experiment_dir`` (where Tune reads the snapshot from; the staging folder's snapshots
-    when that cannot be listed, for example after the directory moved)."""
+    the experiment directory (where Tune reads the snapshot from: the one given to
+    :func:`restoring_from`, else ``experiment_dir``; the staging folder's snapshots when
+    neither can be listed)."""
 
     def __init__(self, searcher: Searcher, experiment_dir: str | None = None) -> None:
         super().__init__(searcher)
         self.experiment_dir = experiment_dir
 
     def restore_from_dir(self, dirpath: str) -> None:
-        snapshot = (newest_session(self.experiment_dir) if self.experiment_dir else None) \
-            or newest_session(dirpath)
+        where = _restoring_from or self.experiment_dir
+        snapshot = (newest_session(where) if where else None) or newest_session(dirpath)
         staged = Location(dirpath)
         try:
             generator = [s for s in _sessions(staged, GENERATOR_STATE) if s <= (snapshot or "")]
@@ -77,6 +94,10 @@ class PairedSearchGenerator(SearchGenerator):
         except (FileNotFoundError, OSError):
             generator = searcher = newer = []
         if not generator or not searcher:
+            if newer:
+                print(f"hpnas: no search state was saved with the last experiment snapshot "
+                      f"({snapshot}); restoring the newest ({newer[-1]}), which the resumed "
+                      "run reconciles with the snapshot's trials.", flush=True)
             super().restore_from_dir(dirpath)  # Tune's own choice: the newest files
         else:
             if newer:
@@ -131,8 +152,13 @@ class SearcherSync(Callback):
                     alg.live_trials.discard(trial_id)
                     alg.num_unfinished_live_trials = max(0, alg.num_unfinished_live_trials - 1)
                 elif trial.status in ENDED:  # ended, but the snapshot's limiter missed it
-                    alg.on_trial_complete(trial_id, trial.last_result,
-                                          error=trial.status == "ERROR")
+                    if trial_id in getattr(alg.searcher, "outcomes", {}):  # the searcher knows
+                        alg.live_trials.discard(trial_id)
+                        alg.num_unfinished_live_trials = max(
+                            0, alg.num_unfinished_live_trials - 1)
+                    else:
+                        alg.on_trial_complete(trial_id, trial.last_result,
+                                              error=trial.status == "ERROR")
             for trial_id, trial in known.items():  # will run: count it against the limit
                 if trial.status not in ENDED and trial_id not in alg.live_trials:
                     alg.live_trials.add(trial_id)

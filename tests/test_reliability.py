@@ -145,7 +145,7 @@ def test_the_search_state_paired_with_the_snapshot_is_restored(tmp_path):
     from ray.tune.search import ConcurrencyLimiter
 
     from search import make_searcher
-    from search.resume import PairedSearchGenerator
+    from search.resume import PairedSearchGenerator, restoring_from
     from spaces import get_space
 
     def generator(storage=None):
@@ -173,6 +173,15 @@ def test_the_search_state_paired_with_the_snapshot_is_restored(tmp_path):
     restored.restore_from_dir(str(staging))
     assert restored.searcher.searcher.suggested == 1 and restored.searcher.live_trials == {"a"}
     assert restored._finished is False
+    # A copy of the experiment resumed elsewhere: the directory being restored decides, not the
+    # one recorded when the experiment was built (whose copy went on to a later snapshot).
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / f"experiment_state-{late}.json").write_text("{}")
+    copied = generator(str(original))
+    with restoring_from(str(storage)):
+        copied.restore_from_dir(str(staging))
+    assert copied.searcher.searcher.suggested == 1
     # Without the pairing, Tune's own choice (the newest files) would have restored `late`.
     tune_choice = generator()
     SearchGenerator.restore_from_dir(tune_choice, str(staging))
