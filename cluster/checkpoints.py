@@ -21,13 +21,13 @@ from typing import Any
 import pyarrow.fs as pafs
 from ray.tune import Callback, Checkpoint
 
+from search.adapter import ENDED
+from search.resume import SNAPSHOT
 from search.storage import Location
 
 __all__ = ["CheckpointJanitor"]
 
 logger = logging.getLogger(__name__)
-
-_SNAPSHOT_PREFIX = "experiment_state-"
 
 
 class CheckpointJanitor(Callback):
@@ -97,7 +97,7 @@ class CheckpointJanitor(Callback):
         except (FileNotFoundError, OSError):
             return 0.0
         times = [i.mtime.timestamp() for i in infos
-                 if i.base_name.startswith(_SNAPSHOT_PREFIX) and i.mtime is not None]
+                 if i.base_name.startswith(SNAPSHOT[0]) and i.mtime is not None]
         return max(times, default=0.0)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
@@ -114,7 +114,7 @@ class CheckpointJanitor(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for trial in trials:
-            if trial.status in ("TERMINATED", "ERROR"):
+            if trial.status in ENDED:
                 self.drop_orphans(trial)
         self.collect()
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, TextIO
 
 from ray.tune import Callback
 
-from search.adapter import ENDED, Status, classify, finite_metric
+from search.adapter import ENDED, Status, classify, finite_metric, improves
 
 __all__ = ["ProgressPrinter", "TrialTally"]
 
@@ -61,9 +61,7 @@ class TrialTally(Callback):
         return {s: sum(1 for o in self.outcomes.values() if o is s) for s in Status}
 
     def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value > self.best[0] if self.mode == "max" else value < self.best[0]
+        return improves(value, self.best[0] if self.best else None, self.mode)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)

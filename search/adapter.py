@@ -31,7 +31,7 @@ from ray.tune.search import Searcher
 
 from spaces import Space
 
-__all__ = ["ENDED", "SpaceSearcher", "Status", "Strategy", "finite_metric"]
+__all__ = ["ENDED", "SpaceSearcher", "Status", "Strategy", "finite_metric", "improves"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,13 @@ def finite_metric(result: dict[str, Any] | None, metric: str) -> float | None:
             return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def improves(value: float, best: Any, mode: str) -> bool:
+    """Whether ``value`` beats ``best`` in ``mode`` (``best`` None or NaN: nothing yet)."""
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return True
+    return value > best if mode == "max" else value < best
 
 
 def classify(

@@ -276,8 +276,9 @@ def plot_importance(runs: Experiments) -> bytes:
     """fANOVA importance per experiment (grouped bars), each over its own complete trials."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
-    scores, skipped = {}, [f"{n}: another space" for n in runs.names if n not in same_space(runs)]
-    for name in same_space(runs):
+    shown = same_space(runs)
+    scores, skipped = {}, [f"{n}: another space" for n in runs.names if n not in shown]
+    for name in shown:
         try:
             scores[name] = param_importance(runs.trials[runs.trials["experiment"] == name],
                                             runs.metric, runs.mode)
@@ -298,8 +299,8 @@ def plot_importance(runs: Experiments) -> bytes:
     ax.set_yticklabels(table.index)
     ax.set_xlim(0, max(1e-9, float(table.to_numpy().max())) * 1.2)
     ax.set_xlabel(f"fANOVA importance for {runs.metric} (sums to 1 per experiment)")
-    shown = runs.trials[runs.trials["experiment"].isin(list(scores))]
-    done = int((shown["status"] == "complete").sum())
+    scored = runs.trials[runs.trials["experiment"].isin(list(scores))]
+    done = int((scored["status"] == "complete").sum())
     ax.set_title(f"Parameter importance over {done} complete trials (pruned ones left out)"
                  + (f"\nnot shown: {'; '.join(skipped)}" if skipped else ""), fontsize=10)
     if len(table.columns) > 1:

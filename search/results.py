@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from search.adapter import Status, classify, finite_metric
+from search.adapter import Status, classify, finite_metric, improves
 from search.storage import Location, is_uri
 
 __all__ = [
@@ -154,11 +154,6 @@ class ResultsWriter(Callback):
         self._dirty = True
         self.flush()
 
-    def _better(self, a: float, b: Any) -> bool:
-        if b is None or pd.isna(b):
-            return True
-        return a > b if self.mode == "max" else a < b
-
     def _row(self, trial: Any) -> dict[str, Any]:
         row = self.trials.get(trial.trial_id)
         if row is None:
@@ -187,7 +182,7 @@ class ResultsWriter(Callback):
         value = finite_metric(result, self.metric)
         if value is not None:
             row[f"last_{self.metric}"] = value
-            if self._better(value, row[f"best_{self.metric}"]):
+            if improves(value, row[f"best_{self.metric}"], self.mode):
                 row[f"best_{self.metric}"] = value
         row["epochs"] = max(int(row["epochs"] or 0), step)
         row["wall_s"] = _scalar(result.get("time_total_s")) or row["wall_s"]

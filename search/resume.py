@@ -42,9 +42,18 @@ GENERATOR_STATE = ("search_gen_state-", ".json")
 SEARCHER_STATE = ("searcher-state-", ".pkl")
 
 
-def _sessions(where: Location, kind: tuple[str, str]) -> list[str]:
+def _names(where: str | Location) -> list[str]:
+    """The file names in ``where`` (none if it cannot be listed)."""
+    where = Location(where)
+    try:
+        return [i.base_name for i in where.fs.get_file_info(pafs.FileSelector(where.path))]
+    except (FileNotFoundError, OSError):
+        return []
+
+
+def _sessions(names: list[str], kind: tuple[str, str]) -> list[str]:
+    """The session names of the files of ``kind`` among ``names``, oldest first."""
     prefix, suffix = kind
-    names = [i.base_name for i in where.fs.get_file_info(pafs.FileSelector(where.path))]
     return sorted(n[len(prefix):-len(suffix)] for n in names
                   if n.startswith(prefix) and n.endswith(suffix))
 
@@ -52,10 +61,7 @@ def _sessions(where: Location, kind: tuple[str, str]) -> list[str]:
 def newest_session(where: str | Location, kind: tuple[str, str] = SNAPSHOT) -> str | None:
     """The session name of the newest file of ``kind`` in ``where`` (None if none or
     unreadable)."""
-    try:
-        sessions = _sessions(Location(where), kind)
-    except (FileNotFoundError, OSError):
-        return None
+    sessions = _sessions(_names(where), kind)
     return sessions[-1] if sessions else None
 
 
@@ -87,12 +93,10 @@ class PairedSearchGenerator(SearchGenerator):
         where = _restoring_from or self.experiment_dir
         snapshot = (newest_session(where) if where else None) or newest_session(dirpath)
         staged = Location(dirpath)
-        try:
-            generator = [s for s in _sessions(staged, GENERATOR_STATE) if s <= (snapshot or "")]
-            searcher = [s for s in _sessions(staged, SEARCHER_STATE) if s <= (snapshot or "")]
-            newer = [s for s in _sessions(staged, SEARCHER_STATE) if s > (snapshot or "")]
-        except (FileNotFoundError, OSError):
-            generator = searcher = newer = []
+        names, limit = _names(staged), snapshot or ""
+        generator = [s for s in _sessions(names, GENERATOR_STATE) if s <= limit]
+        searcher = [s for s in _sessions(names, SEARCHER_STATE) if s <= limit]
+        newer = [s for s in _sessions(names, SEARCHER_STATE) if s > limit]
         if not generator or not searcher:
             if newer:
                 print(f"hpnas: no search state was saved with the last experiment snapshot "
@@ -146,19 +150,17 @@ class SearcherSync(Callback):
         if isinstance(alg, SearchGenerator):
             alg = alg.searcher
         if isinstance(alg, ConcurrencyLimiter):
+            learned = getattr(alg.searcher, "outcomes", {})
             for trial_id in list(alg.live_trials):
                 trial = known.get(trial_id)
-                if trial is None:  # a slot held by a trial Tune does not know: free it
+                if trial is None or (trial.status in ENDED and trial_id in learned):
+                    # A trial Tune does not know, or one the searcher has already learned
+                    # from: only its slot is left to free.
                     alg.live_trials.discard(trial_id)
                     alg.num_unfinished_live_trials = max(0, alg.num_unfinished_live_trials - 1)
                 elif trial.status in ENDED:  # ended, but the snapshot's limiter missed it
-                    if trial_id in getattr(alg.searcher, "outcomes", {}):  # the searcher knows
-                        alg.live_trials.discard(trial_id)
-                        alg.num_unfinished_live_trials = max(
-                            0, alg.num_unfinished_live_trials - 1)
-                    else:
-                        alg.on_trial_complete(trial_id, trial.last_result,
-                                              error=trial.status == "ERROR")
+                    alg.on_trial_complete(trial_id, trial.last_result,
+                                          error=trial.status == "ERROR")
             for trial_id, trial in known.items():  # will run: count it against the limit
                 if trial.status not in ENDED and trial_id not in alg.live_trials:
                     alg.live_trials.add(trial_id)
