@@ -432,6 +432,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         runs = load(*directories)
     except (FileNotFoundError, ValueError, OSError) as e:
         return _fail(str(e))
+    if args.cost and args.cost not in runs.trials.columns:
+        numeric = [c for c in runs.trials.columns if c.startswith("last/") or c == "wall_s"]
+        return _fail(f"--cost is {args.cost!r}, but the trials have no such column; numeric "
+                     f"ones: {', '.join(numeric)}.")
     output = args.output
     if output is None:
         local = directories[0].local

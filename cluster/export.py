@@ -111,6 +111,10 @@ def best_config_experiment(directory: Location, *, trial_id: str | None = None,
     out.pop("time_budget_s", None)
     if epochs is not None:
         out["train"] = {**(out.get("train") or {}), "epochs": epochs}
+    try:  # what `hpnas run` will check, so a bad --epochs fails here, before a file is written
+        spec_from_mapping(out, source="--best-config", check_data=False)
+    except SpecError as e:
+        raise SpecError(f"the retraining experiment would be invalid: {e}") from None
     return out, str(row["trial_id"])
 
 

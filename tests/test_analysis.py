@@ -155,8 +155,11 @@ def _not_blank(png: bytes) -> bool:
     return float(pixels.std()) > 0.03 and colours > 20
 
 
-def test_a_running_experiment_is_reported_as_a_snapshot(two, tmp_path):
+def test_a_running_experiment_is_reported_as_a_snapshot(two, tmp_path, capsys):
     out = tmp_path / "running.html"
+    assert main(["report", str(two[1]), "-o", str(out), "--cost", "flops"]) == 2
+    assert "--cost is 'flops', but the trials have no such column" in capsys.readouterr().err
+    assert not out.exists()
     assert main(["report", str(two[1]), "-o", str(out)]) == 0
     page = out.read_text()
     assert "still running" in page and len(re.findall(r"<img ", page)) == 6
@@ -250,6 +253,10 @@ def test_best_config_retrains_with_hpnas_run(real_pair, tmp_path, capsys):
             assert trials[column].iloc[0] == best[column], column
     assert main(["results", str(directory), "--best-config", str(path), "--trial", "nope"]) == 2
     assert "no such trial" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    assert main(["results", str(directory), "--best-config", str(bad), "--epochs", "0"]) == 2
+    assert "the retraining experiment would be invalid: `train.epochs`" in capsys.readouterr().err
+    assert not bad.exists()
 
 
 def _slow_curve(config, settings=None):
