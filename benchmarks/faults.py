@@ -27,8 +27,6 @@ import os
 import pickle
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,22 +34,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from cluster.detached import signal_group, start_hpnas
 
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 # What a resume prints when it reconciles the searcher with the restored trials.
@@ -84,7 +68,7 @@ def one_run(searcher: str, seed: int, args: argparse.Namespace, tmp: Path) -> di
     faults, known = 0, set()
     command = ["run", str(path), "--no-dashboard"]
     while True:
-        proc = _start(command, log)
+        proc = start_hpnas(*command, log=log)
         kill_at = rng.uniform(args.min_kill, args.max_kill)
         may_kill = faults == 0 or rng.random() < 0.5
         start = time.monotonic()
@@ -92,7 +76,7 @@ def one_run(searcher: str, seed: int, args: argparse.Namespace, tmp: Path) -> di
             time.sleep(0.05)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-            _kill_group(proc)
+            signal_group(proc)
             faults += 1
             known |= _known_ended(directory)
             # Killed before it wrote its experiment file (while Ray started): nothing to resume,
@@ -100,7 +84,7 @@ def one_run(searcher: str, seed: int, args: argparse.Namespace, tmp: Path) -> di
             if (directory / "hpnas.yaml").is_file():
                 command = ["resume", str(directory), "--no-dashboard"]
             continue
-        _kill_group(proc)
+        signal_group(proc)
         if proc.returncode != 0:
             raise SystemExit(f"{name}: hpnas exited {proc.returncode}; see {log}")
         break

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from trainables.cnn import CnnSettings, build_net, cnn_run
 from trainables.data import DataSettings
@@ -151,7 +150,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_cifar100(root, args.train + args.val, 10)
-        print(f"\n| batch | variant | images/s | vs seed |\n|---:|---|---:|---:|")
+        print("\n| batch | variant | images/s | vs seed |\n|---:|---|---:|---:|")
         for batch in args.batches:
             base = None
             for name, make in variants:

@@ -21,9 +21,9 @@ from typing import Any
 import pyarrow.fs as pafs
 from ray.tune import Callback, Checkpoint
 
-from search.adapter import ENDED
-from search.resume import SNAPSHOT
-from search.storage import Location
+from cluster.resume import SNAPSHOT
+from results import Location
+from search.outcome import ENDED
 
 __all__ = ["CheckpointJanitor"]
 

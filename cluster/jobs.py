@@ -1,12 +1,13 @@
 """Experiments as Ray jobs: submit through Ray's Job Submission SDK, then status, logs, stop.
 
-A submitted job runs ``python -m cluster.cli run env:HPNAS_EXPERIMENT`` on the cluster's head node as
-the job's driver. Its runtime environment carries the project: the four packages (``spaces``,
-``search``, ``trainables``, ``cluster``) as ``py_modules`` and the validated experiment file
-in a variable, so nothing else on the submitting machine is uploaded. The
-cluster's Python needs the project's dependencies (torch, Ray, Optuna, ...) installed, as the
-cluster configs in ``cluster/`` do; ``--no-upload`` uses an ``hpnas`` installed on the cluster
-instead of uploading the packages.
+A submitted job runs ``python -m cluster.cli run env:HPNAS_EXPERIMENT`` on the cluster's head
+node as the job's driver. Its runtime environment carries the project: the five packages
+(``spaces``, ``search``, ``results``, ``trainables``, ``cluster``) as ``py_modules`` and the
+validated experiment file in a variable; a trainable of the user's adds its code folder as one
+more ``py_modules`` folder (less its excludes), so nothing else on the submitting machine is
+uploaded. The cluster's Python needs the project's dependencies (torch, Ray, Optuna, ...)
+installed, as the cluster configs in ``cluster/`` do; ``--no-upload`` uses an ``hpnas``
+installed on the cluster instead of uploading the packages.
 
 Authentication works as Ray's own CLI does: token auth is on by default in Ray 2.60 clusters;
 with ``RAY_AUTH_MODE=token`` the token is read from ``$RAY_AUTH_TOKEN``, else the file
@@ -24,10 +25,11 @@ from typing import Any
 import yaml
 
 from cluster.spec import ENV_PREFIX, ExperimentSpec, SpecError
+from cluster.user_code import SHIPPED_PREFIX, code_excludes
 
 __all__ = ["PACKAGES", "auth_headers", "job_client", "submit_experiment"]
 
-PACKAGES = ("spaces", "search", "trainables", "cluster")
+PACKAGES = ("spaces", "search", "results", "trainables", "cluster")
 EXPERIMENT_VAR = "HPNAS_EXPERIMENT"
 _PROBE_TIMEOUT_S = 10.0
 
@@ -109,11 +111,23 @@ def runtime_env(spec: ExperimentSpec, *, upload: bool = True) -> dict[str, Any]:
     running driver (its ``os.getcwd()`` then fails)."""
     from cluster.runner import TUNE_ENV
 
+    raw = dict(spec.raw)
+    modules = [str(_project_root() / name) for name in PACKAGES] if upload else []
+    if spec.user is not None:
+        # The user's code folder travels as one more py_modules folder (with its excludes);
+        # the job's driver finds it by name (`code: shipped:NAME`), the trial workers get the
+        # trainable's modules by value.
+        code = raw.get("code") or {}
+        modules.append(spec.user.code_dir)
+        env_excludes = code_excludes(code)
+        raw["code"] = {"dir": f"{SHIPPED_PREFIX}{Path(spec.user.code_dir).name}",
+                       "exclude": code.get("exclude", [])}
     env: dict[str, Any] = {"env_vars": {**TUNE_ENV, EXPERIMENT_VAR: yaml.safe_dump(
-        spec.raw, sort_keys=False)}}
-    if upload:
-        root = _project_root()
-        env["py_modules"] = [str(root / name) for name in PACKAGES]
+        raw, sort_keys=False)}}
+    if modules:
+        env["py_modules"] = modules
+    if spec.user is not None:
+        env["excludes"] = env_excludes
     return env
 
 

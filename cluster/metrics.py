@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from cluster.progress import TrialTally
-from search.adapter import Status
+from search.outcome import Status
 
 __all__ = ["METRIC_NAMES", "MetricsExporter"]
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, TextIO
 
 from ray.tune import Callback
 
-from search.adapter import ENDED, Status, classify, finite_metric, improves
+from search.outcome import ENDED, Status, classify, finite_metric, improves
 
 __all__ = ["ProgressPrinter", "TrialTally"]
 

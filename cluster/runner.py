@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -17,13 +16,12 @@ from ray.tune.search import ConcurrencyLimiter
 from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
-from cluster.spec import SPEC_FILE, ExperimentSpec, SpecError
-from search.results import ITERATIONS_FILE, TRIALS_FILE, ResultsWriter
-from search.resume import PairedSearchGenerator, SearcherSync, restoring_from
-from search.storage import Location
-from trainables import TRAINABLE_INFO
+from cluster.resume import PairedSearchGenerator, SearcherSync, restoring_from
+from cluster.spec import ExperimentSpec, SpecError, load_saved
+from results import ExperimentDir, Location
+from results.writer import ResultsWriter
 
-__all__ = ["TUNE_ENV", "connect", "run_experiment"]
+__all__ = ["TUNE_ENV", "check_fresh", "connect", "resume_experiment", "run_experiment"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +40,11 @@ TUNE_ENV = {
 
 @contextmanager
 def connect(address: str | None = None, *, dashboard: bool = True,
-            num_cpus: int | None = None) -> Iterator[Any]:
+            num_cpus: int | None = None, code_dir: str | None = None) -> Iterator[Any]:
     """Ray for the experiment: ``address`` (or ``$RAY_ADDRESS``) joins a cluster, else an
     embedded local Ray whose dashboard listens on 127.0.0.1 only. Shut down on exit only if
-    we started it here."""
+    we started it here. ``code_dir``: a user's code folder, put on the embedded Ray's workers'
+    ``PYTHONPATH`` (the modules the trainable imported travel with it by value anyway)."""
     import ray
 
     # A submitted job's driver already has these from the job's runtime environment, which Ray
@@ -68,6 +67,9 @@ def connect(address: str | None = None, *, dashboard: bool = True,
     else:
         kwargs.update(address="local", include_dashboard=dashboard, dashboard_host="127.0.0.1",
                       num_cpus=num_cpus)
+        if code_dir:
+            path = os.pathsep.join(p for p in (code_dir, os.environ.get("PYTHONPATH")) if p)
+            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
     try:
         ray.init(**kwargs)
     except ConnectionError as e:
@@ -97,19 +99,29 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
                         "the head's address and port (6379 by default) and that it is up.") from None
 
 
+def check_fresh(directory: Location | ExperimentDir) -> None:
+    """``SpecError`` if ``directory`` already holds an experiment's results."""
+    if ExperimentDir(directory).has_results():
+        raise SpecError(f"experiment directory {directory} already holds results; pass another "
+                        "--name (or --storage), or remove that directory.")
+
+
+def _code_dir(spec: ExperimentSpec) -> str | None:
+    return spec.user.code_dir if spec.user is not None else None
+
+
 def save_spec(spec: ExperimentSpec, directory: Location) -> None:
     directory.mkdir()
-    (directory / SPEC_FILE).write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+    ExperimentDir(directory).spec_file.write_text(yaml.safe_dump(spec.raw, sort_keys=False))
 
 
 def _trainable(spec: ExperimentSpec, trainable_fn: Callable[..., None] | None) -> Any:
     from ray import tune
 
-    fn = trainable_fn or TRAINABLE_INFO[spec.trainable].fn
-    return tune.with_resources(
-        tune.with_parameters(fn, settings=dataclasses.asdict(spec.settings)),
-        {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus},
-    )
+    fn, kwargs = spec.trainable_fn()
+    fn = trainable_fn or fn
+    return tune.with_resources(tune.with_parameters(fn, **kwargs) if kwargs else fn,
+                               {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus})
 
 
 def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
@@ -172,7 +184,7 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
     """Run ``spec`` to the end; returns the experiment directory (with its Parquet files).
     ``resource_check``: fail before launch when no node could hold a trial (turn it off on an
     autoscaling cluster whose GPU nodes do not exist yet)."""
-    with connect(address, dashboard=dashboard) as ray:
+    with connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
         nodes = _alive_nodes(ray)
         if resource_check:
             check_resources(spec, [n["Resources"] for n in nodes])
@@ -200,20 +212,16 @@ def resume_experiment(directory: Location, *, address: str | None = None,
     """
     from ray import tune
 
-    from cluster.spec import SPEC_FILE, read_yaml, spec_from_mapping
-
-    spec = spec_from_mapping(read_yaml(directory / SPEC_FILE), source=str(directory / SPEC_FILE))
+    spec = load_saved(directory, check_data=True)
     if not tune.Tuner.can_restore(str(directory)):
         # Killed before Tune's first snapshot: nothing to continue, so start over in place
         # (rows written so far belong to trials no snapshot knows).
         print(f"hpnas: {directory} has no experiment snapshot yet (the run was stopped in its "
               "first seconds); starting it again from the beginning.", flush=True)
-        for name in (TRIALS_FILE, ITERATIONS_FILE):
-            if (directory / name).is_file():
-                directory.fs.delete_file((directory / name).path)
+        ExperimentDir(directory).clear_results()
         return run_experiment(spec, address=address, dashboard=dashboard,
                               trainable_fn=trainable_fn, resource_check=resource_check)
-    with connect(address, dashboard=dashboard) as ray:
+    with connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
         if resource_check:
             check_resources(spec, [n["Resources"] for n in _alive_nodes(ray)])
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),

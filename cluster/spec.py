@@ -15,7 +15,7 @@ Example ``experiment.yaml``::
     data: {name: fashion_mnist, train_size: 10000, val_size: 2000}
     train: {epochs: 5, batch_size: 64}
     seed: 0
-    storage: results
+    storage: runs
 
 Every mistake is one :class:`SpecError` line naming the field, what is allowed and the fix.
 """
@@ -28,20 +28,31 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
-from search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
-from search.results import SPEC_FILE
-from search.storage import Location, is_uri
+from cluster.user_code import (
+    DEFAULT_EXCLUDES,
+    UserCodeError,
+    UserTrainable,
+    code_excludes,
+    code_folder,
+    is_reference,
+    user_trainable,
+)
+from results import ExperimentDir, Location, is_uri
+from search.registry import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
 from spaces import SPACES, Space, closest, get_space
+from spaces.inline import compile_space
 from spaces.options import check_range, parse_options
 from trainables import TRAINABLE_INFO
 from trainables.data import DatasetNotFound, locate
 
-__all__ = ["SPEC_FILE", "ExperimentSpec", "Resources", "SpecError", "load_spec",
-           "spec_from_mapping"]
+__all__ = ["DEFAULT_STORAGE", "ExperimentSpec", "Resources", "SpecError", "load_saved",
+           "load_spec", "spec_from_mapping"]
+
+DEFAULT_STORAGE = "runs"  # experiments go to <storage>/<name>; before 0.2 the default was results
 
 
 class SpecError(ValueError):
@@ -67,9 +78,11 @@ class ExperimentSpec:
     """A validated experiment: what to train, over which space, how to search and where to write."""
 
     name: str
-    trainable: str
+    trainable: str  # a built-in trainable's name, or a reference to the user's function
     space: Space
-    settings: Any  # the trainable's settings record (e.g. CnnSettings)
+    settings: Any  # the trainable's settings record (e.g. CnnSettings); the user's `train:` dict
+    max_epochs: int | None = None  # the per-trial budget in reports (None: unknown)
+    user: UserTrainable | None = None  # the user's own trainable, if it is one
     searcher: str = "optuna"
     searcher_options: dict[str, Any] = field(default_factory=dict)
     scheduler: str = "asha"
@@ -81,19 +94,25 @@ class ExperimentSpec:
     max_concurrent_trials: int = 2
     resources: Resources = field(default_factory=Resources)
     seed: int = 0
-    storage: str = "results"
+    storage: str = DEFAULT_STORAGE
     max_failures: int = 0
     raw: dict[str, Any] = field(default_factory=dict)  # the resolved file, saved with results
 
-    @property
-    def max_epochs(self) -> int:
-        return int(self.settings.epochs)
+    def trainable_fn(self) -> tuple[Callable[..., None], dict[str, Any]]:
+        """The function Tune calls, and the keyword arguments it gets besides the config."""
+        if self.user is not None:
+            return self.user.load(), dict(self.settings)
+        return TRAINABLE_INFO[self.trainable].fn, {"settings": dataclasses.asdict(self.settings)}
 
     @property
     def directory(self) -> Location:
         """``<storage>/<name>``: a local directory or a URI (``s3://...``), see
-        :mod:`search.storage`."""
+        :mod:`results.storage`."""
         return Location(self.storage) / self.name
+
+    @property
+    def experiment(self) -> ExperimentDir:
+        return ExperimentDir(self.directory)
 
     def make_searcher(self) -> Any:
         return make_searcher(
@@ -108,8 +127,8 @@ class ExperimentSpec:
 
 _TOP_KEYS = (
     "name", "trainable", "space", "searcher", "scheduler", "metric", "mode", "samples",
-    "time_budget_s", "max_concurrent_trials", "resources", "data", "train", "seed", "storage",
-    "max_failures",
+    "time_budget_s", "max_concurrent_trials", "resources", "data", "train", "max_epochs",
+    "code", "seed", "storage", "max_failures",
 )
 
 
@@ -149,9 +168,12 @@ def _int(data: Mapping[str, Any], key: str, default: int | None, low: int,
     return value
 
 
-def spec_from_mapping(data: Any, *, source: str = "experiment file",
-                      check_data: bool = True) -> ExperimentSpec:
-    """Validate a parsed experiment mapping; ``SpecError`` on the first problem."""
+def spec_from_mapping(data: Any, *, source: str = "experiment file", check_data: bool = True,
+                      base_dir: str | Path | None = None) -> ExperimentSpec:
+    """Validate a parsed experiment mapping; ``SpecError`` on the first problem.
+
+    ``base_dir``: what relative paths in the file (a trainable's file, ``code``) are relative
+    to: the experiment file's folder (default: the current directory)."""
     if not isinstance(data, Mapping):
         raise SpecError(f"{source} must be a YAML mapping of settings, not {type(data).__name__}.")
     for key in data:
@@ -161,49 +183,42 @@ def spec_from_mapping(data: Any, *, source: str = "experiment file",
                 f"Allowed: {', '.join(_TOP_KEYS)}."
             )
     try:
-        return _build(dict(data), check_data)
+        return _build(dict(data), check_data, Path(base_dir or os.getcwd()))
     except SpecError:
         raise
     except (ValueError, TypeError, ArithmeticError) as e:
         raise SpecError(str(e)) from None
 
 
-def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
+@dataclass(frozen=True)
+class _Trained:
+    """What the ``trainable`` and its fields resolve to, built-in or the user's."""
+
+    trainable: str
+    space: Space
+    settings: Any
+    metric: str
+    mode: str
+    max_epochs: int | None
+    user: UserTrainable | None = None
+    saved: dict[str, Any] = field(default_factory=dict)  # resolved fields for hpnas.yaml
+
+
+def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> ExperimentSpec:
     trainable = data.get("trainable")
     if not isinstance(trainable, str):
         raise SpecError(
-            f"`trainable` is {trainable!r}, but must be one of {', '.join(sorted(TRAINABLE_INFO))}."
+            f"`trainable` is {trainable!r}, but must be one of {', '.join(sorted(TRAINABLE_INFO))}"
+            ", or your own function as `module:function` or `file.py:function`."
         )
-    info = TRAINABLE_INFO[_choose(trainable, TRAINABLE_INFO, "trainable")]
-
-    space_name, space_options = _named(data.get("space"), "space", info.space)
-    overrides = space_options.pop("overrides", None) or {}
-    if space_options:
-        raise SpecError(f"`space.{next(iter(space_options))}` is not an option; allowed: name, "
-                        "overrides.")
-    if not isinstance(overrides, Mapping):
-        raise SpecError(f"`space.overrides` is {overrides!r}, but must be a mapping.")
-    allowed_spaces = (info.space, *info.also_spaces)
-    if space_name in SPACES and space_name not in allowed_spaces:
-        raise SpecError(f"`space` is {space_name!r}, but trainable {trainable!r} takes configs of "
-                        f"{', '.join(allowed_spaces)}.")
-    space = get_space(_choose(space_name, SPACES, "space"))
-    try:
-        space = space.with_overrides(overrides)
-    except (ValueError, TypeError) as e:
-        raise SpecError(f"`space.overrides`: {e}") from None
+    trained = (_user_trainable(data, trainable, base_dir) if is_reference(trainable)
+               else _builtin_trainable(data, trainable, check_data))
+    space, metric, mode = trained.space, trained.metric, trained.mode
 
     searcher, searcher_options = _named(data.get("searcher"), "searcher", "optuna")
     _choose(searcher, SEARCHERS, "searcher")
     scheduler, scheduler_options = _named(data.get("scheduler"), "scheduler", "asha")
     _choose(scheduler, SCHEDULERS, "scheduler")
-
-    metric = data.get("metric", info.metric)
-    if not isinstance(metric, str) or not metric:
-        raise SpecError(f"`metric` is {metric!r}, but must be a metric name such as {info.metric!r}.")
-    mode = data.get("mode", info.mode if metric == info.metric else None)
-    if mode not in ("max", "min"):
-        raise SpecError(f"`mode` is {mode!r}, but must be 'max' or 'min'.")
 
     samples = _int(data, "samples", 20, 1, allow_none=True)
     budget = data.get("time_budget_s")
@@ -220,6 +235,69 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
     max_failures = _int(data, "max_failures", 0, 0)
 
     resources = parse_options(Resources, data.get("resources"), "resources")
+
+    name = data.get("name")
+    if name is None:
+        stem = trainable.rpartition(":")[2] if is_reference(trainable) else trainable
+        name = f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise SpecError(f"`name` is {name!r}, but must be a folder name (no '/', not hidden).")
+    storage = data.get("storage", DEFAULT_STORAGE)
+    if not isinstance(storage, str) or not storage:
+        raise SpecError(f"`storage` is {storage!r}, but must be a directory path or URI.")
+    if is_uri(storage):
+        try:
+            Location(storage)
+        except (ValueError, OSError, ImportError) as e:
+            raise SpecError(f"`storage` is {storage!r}, which pyarrow cannot open ({e}); give a "
+                            "path or a URI such as s3://bucket/prefix.") from None
+    else:
+        storage = str(Path(storage).expanduser().resolve())
+
+    spec = ExperimentSpec(
+        name=name, trainable=trainable, space=space, settings=trained.settings,
+        max_epochs=trained.max_epochs, user=trained.user, searcher=searcher,
+        searcher_options=searcher_options, scheduler=scheduler,
+        scheduler_options=scheduler_options, metric=metric, mode=mode, samples=samples,
+        time_budget_s=float(budget) if budget is not None else None,
+        max_concurrent_trials=max_concurrent, resources=resources, seed=seed,
+        storage=storage, max_failures=max_failures,
+    )
+    # Build once to validate the searcher's and scheduler's options (cheap, no Ray started).
+    spec.make_searcher()
+    spec.make_scheduler()
+    raw = {**{k: v for k, v in data.items() if k not in ("data", "train")},
+           "name": name, "storage": storage, "metric": metric, "mode": mode,
+           "searcher": data.get("searcher") or searcher,
+           "scheduler": data.get("scheduler") or scheduler, **trained.saved}
+    return dataclasses.replace(spec, raw=raw)
+
+
+def _builtin_trainable(data: Mapping[str, Any], trainable: str, check_data: bool) -> _Trained:
+    """A registered trainable: its space (by name, with overrides), settings record and
+    metric."""
+    if trainable not in TRAINABLE_INFO:
+        raise SpecError(
+            f"`trainable` is {trainable!r}, but must be one of "
+            f"{', '.join(sorted(TRAINABLE_INFO))}.{closest(trainable, list(TRAINABLE_INFO))} "
+            "Your own function: `module:function` or `path/to/file.py:function` (e.g. "
+            "model.py:fit).")
+    info = TRAINABLE_INFO[trainable]
+    for key in ("code", "max_epochs"):
+        if key in data:
+            raise SpecError(f"`{key}` is set, but only a trainable of your own takes it; "
+                            f"{trainable!r} is built in"
+                            + (" (its budget is `train.epochs`)." if key == "max_epochs"
+                               else "."))
+    space = _registered_space(data.get("space"), info.space, (info.space, *info.also_spaces),
+                              trainable)
+
+    metric = data.get("metric", info.metric)
+    if not isinstance(metric, str) or not metric:
+        raise SpecError(f"`metric` is {metric!r}, but must be a metric name such as {info.metric!r}.")
+    mode = data.get("mode", info.mode if metric == info.metric else None)
+    if mode not in ("max", "min"):
+        raise SpecError(f"`mode` is {mode!r}, but must be 'max' or 'min'.")
 
     data_section = data.get("data")
     train = data.get("train") or {}
@@ -243,40 +321,93 @@ def _build(data: dict[str, Any], check_data: bool) -> ExperimentSpec:
         except DatasetNotFound as e:
             raise SpecError(str(e)) from None
 
-    name = data.get("name")
-    if name is None:
-        name = f"{trainable}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise SpecError(f"`name` is {name!r}, but must be a folder name (no '/', not hidden).")
-    storage = data.get("storage", "results")
-    if not isinstance(storage, str) or not storage:
-        raise SpecError(f"`storage` is {storage!r}, but must be a directory path or URI.")
-    if is_uri(storage):
-        try:
-            Location(storage)
-        except (ValueError, OSError, ImportError) as e:
-            raise SpecError(f"`storage` is {storage!r}, which pyarrow cannot open ({e}); give a "
-                            "path or a URI such as s3://bucket/prefix.") from None
-    else:
-        storage = str(Path(storage).expanduser().resolve())
-
-    spec = ExperimentSpec(
-        name=name, trainable=trainable, space=space, settings=settings, searcher=searcher,
-        searcher_options=searcher_options, scheduler=scheduler,
-        scheduler_options=scheduler_options, metric=metric, mode=mode, samples=samples,
-        time_budget_s=float(budget) if budget is not None else None,
-        max_concurrent_trials=max_concurrent, resources=resources, seed=seed,
-        storage=storage, max_failures=max_failures,
-    )
-    # Build once to validate the searcher's and scheduler's options (cheap, no Ray started).
-    spec.make_searcher()
-    spec.make_scheduler()
-    raw = {**{k: v for k, v in data.items() if k not in ("data", "train")},
-           "name": name, "storage": storage, "metric": metric, "mode": mode,
-           "train": {k: v for k, v in dataclasses.asdict(settings).items() if k != "data"}}
+    saved: dict[str, Any] = {
+        "train": {k: v for k, v in dataclasses.asdict(settings).items() if k != "data"}}
     if hasattr(settings, "data"):
-        raw["data"] = dataclasses.asdict(settings.data)
-    return dataclasses.replace(spec, raw=raw)
+        saved["data"] = dataclasses.asdict(settings.data)
+    return _Trained(trainable, space, settings, metric, mode, int(settings.epochs), saved=saved)
+
+
+def _registered_space(value: Any, default: str, allowed: tuple[str, ...] | None,
+                      trainable: str) -> Space:
+    """``space: NAME`` or ``{name: NAME, overrides: {...}}``: a registered space, narrowed."""
+    space_name, space_options = _named(value, "space", default)
+    overrides = space_options.pop("overrides", None) or {}
+    if space_options:
+        raise SpecError(f"`space.{next(iter(space_options))}` is not an option; allowed: name, "
+                        "overrides.")
+    if not isinstance(overrides, Mapping):
+        raise SpecError(f"`space.overrides` is {overrides!r}, but must be a mapping.")
+    if allowed is not None and space_name in SPACES and space_name not in allowed:
+        raise SpecError(f"`space` is {space_name!r}, but trainable {trainable!r} takes configs of "
+                        f"{', '.join(allowed)}.")
+    space = get_space(_choose(space_name, SPACES, "space"))
+    try:
+        return space.with_overrides(overrides)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"`space.overrides`: {e}") from None
+
+
+def is_registered_space(value: Any) -> bool:
+    """Whether a ``space:`` value names a registered space (else it is written inline)."""
+    if isinstance(value, str):
+        return True
+    return isinstance(value, Mapping) and set(value) <= {"name", "overrides"} \
+        and isinstance(value.get("name"), str) and value["name"] in SPACES
+
+
+def _user_trainable(data: Mapping[str, Any], reference: str, base_dir: Path) -> _Trained:
+    """The user's own function trainable: imported and checked now, with its inline space (or a
+    registered one), its ``train:`` keywords and its epoch budget."""
+    if "data" in data:
+        raise SpecError("`data` is set, but a trainable of your own takes its dataset settings "
+                        "in `train:` (they reach it as keyword arguments).")
+    for key in ("metric", "mode"):
+        if key not in data:
+            raise SpecError(
+                f"`{key}` is not set; a trainable of your own needs `metric` (a key it passes "
+                "to ray.tune.report, e.g. val_acc) and `mode` (max or min).")
+    metric, mode = data["metric"], data["mode"]
+    if not isinstance(metric, str) or not metric:
+        raise SpecError(f"`metric` is {metric!r}, but must be a key your trainable reports.")
+    if mode not in ("max", "min"):
+        raise SpecError(f"`mode` is {mode!r}, but must be 'max' or 'min'.")
+    train = data.get("train") or {}
+    if not isinstance(train, Mapping):
+        raise SpecError(f"`train` is {train!r}, but must be a mapping (keyword arguments of "
+                        "your trainable).")
+    try:
+        user = user_trainable(reference, code_folder(data.get("code"), base_dir))
+        fn = user.load()
+        user.check_call(fn, train)
+    except UserCodeError as e:
+        raise SpecError(str(e)) from None
+
+    value = data.get("space")
+    if value is None:
+        raise SpecError("`space` is not set; a trainable of your own needs its space written "
+                        "in the experiment file, e.g. `space: {lr: {float: [1.0e-4, 0.1], log: "
+                        "true}, layers: {int: [1, 4]}, width: {choice: [16, 32], per: layers}}` "
+                        "(see \"Search your own model\" in the README).")
+    if is_registered_space(value):
+        space = _registered_space(value, "", None, reference)
+    elif isinstance(value, Mapping):
+        space = compile_space(value)
+    else:
+        raise SpecError(f"`space` is {value!r}, but must be a mapping of parameters (see the "
+                        "README's \"Search your own model\") or a registered space's name.")
+
+    max_epochs = data.get("max_epochs", train.get("epochs"))
+    if max_epochs is not None and (isinstance(max_epochs, bool)
+                                   or not isinstance(max_epochs, int) or max_epochs < 1):
+        where = "max_epochs" if "max_epochs" in data else "train.epochs"
+        raise SpecError(f"`{where}` is {max_epochs!r}, but must be an integer >= 1 (the epochs "
+                        "your trainable reports at most).")
+    saved = {"train": dict(train), "max_epochs": max_epochs,
+             "code": {"dir": user.code_dir, "exclude": code_excludes(data.get("code"))[
+                 len(DEFAULT_EXCLUDES):]}}
+    return _Trained(reference, space, dict(train), metric, mode, max_epochs, user=user,
+                    saved=saved)
 
 
 ENV_PREFIX = "env:"  # `env:NAME`: the experiment's YAML text is in $NAME (submitted jobs)
@@ -304,14 +435,46 @@ def read_yaml(path: str | Path | Location) -> Any:
     return _parse_yaml(text, name)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (where the plain
+    loader silently keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"`{key}` is given twice (lines {seen[key].line + 1} and "
+                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse_yaml(text: str, path: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # safe: a SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SpecError(f"{path}{where}: malformed YAML ({problem}).") from None
+
+
+def load_saved(experiment: ExperimentDir | Location | str, *,
+               check_data: bool = False) -> ExperimentSpec:
+    """The validated spec an experiment directory was run with (its saved ``hpnas.yaml``);
+    ``SpecError`` when the directory holds none."""
+    experiment = ExperimentDir(experiment)
+    if not experiment.is_experiment():
+        raise SpecError(f"{experiment} is not an hpnas experiment directory (no "
+                        f"{ExperimentDir.SPEC_FILE}); pass the directory `hpnas run` printed.")
+    return spec_from_mapping(read_yaml(experiment.spec_file), source=str(experiment.spec_file),
+                             check_data=check_data)
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
@@ -328,4 +491,6 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
             data["resources"] = {**resources, "gpus": 0}
         # No name: a new directory per run, named after the file and the time.
         data.setdefault("name", f"{Path(path).stem}-{_dt.datetime.now():%Y%m%d-%H%M%S}")
-    return spec_from_mapping(data, source=str(path), check_data=check_data)
+    base = Path(path).parent if Location(path).local is not None and Path(path).is_file() \
+        else Path.cwd()
+    return spec_from_mapping(data, source=str(path), check_data=check_data, base_dir=base)

@@ -14,7 +14,8 @@ never join the population. With ``dedup``, a child already proposed is re-mutate
 ``max_dedup_tries``, then a fresh random model), so no budget goes to repeats.
 
 Example:
-    >>> core = AgingEvolution(get_space("nb201"), population_size=20, sample_size=5, seed=0)
+    >>> core = AgingEvolution(get_space("nb201"), EvolutionOptions(population_size=20,
+    ...                       sample_size=5), seed=0)
     >>> config, handle = core.ask()
     >>> core.tell(handle, 71.3, Status.COMPLETE)
 """
@@ -22,31 +23,43 @@ Example:
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Hashable
 
 import numpy as np
 
-from search.adapter import Status
+from search.outcome import Status
+from search.strategy import Strategy
 from spaces import Space
+from spaces.options import check_range
 
-__all__ = ["AgingEvolution"]
+__all__ = ["AgingEvolution", "EvolutionOptions"]
 
 
-class AgingEvolution:
+@dataclass(frozen=True)
+class EvolutionOptions:
+    """Aging evolution (Real et al. 2019)."""
+
+    population_size: int = 20  # models kept; the first this many proposals are random
+    sample_size: int = 10  # tournament size: the best of this many members is the parent
+    dedup: bool = True  # never propose a config twice (re-mutate instead)
+
+    def __post_init__(self) -> None:
+        check_range("population_size", self.population_size, low=2)
+        check_range("sample_size", self.sample_size, low=1, high=self.population_size)
+
+
+class AgingEvolution(Strategy):
     """Aging evolution over a space (see the module docstring)."""
 
-    def __init__(self, space: Space, *, population_size: int = 20, sample_size: int = 10,
-                 dedup: bool = True, max_dedup_tries: int = 50, seed: int | None = None) -> None:
-        if population_size < 2:
-            raise ValueError(f"`population_size` is {population_size}, but must be >= 2.")
-        if not 1 <= sample_size <= population_size:
-            raise ValueError(f"`sample_size` is {sample_size}, but must be in "
-                             f"[1, population_size={population_size}].")
+    max_dedup_tries = 50  # re-mutations of a repeated child before a fresh random model
+
+    def __init__(self, space: Space, options: EvolutionOptions = EvolutionOptions(), *,
+                 seed: int | None = None) -> None:
         self.space = space
-        self.population_size = population_size
-        self.sample_size = sample_size
-        self.dedup = dedup
-        self.max_dedup_tries = max_dedup_tries
+        self.population_size = options.population_size
+        self.sample_size = options.sample_size
+        self.dedup = options.dedup
         self.rng = np.random.default_rng(seed)
         self.population: deque[tuple[dict[str, Any], float]] = deque()
         self.pending: dict[int, dict[str, Any]] = {}
@@ -85,9 +98,6 @@ class AgingEvolution:
         self.seen.add(self.space.canonical(config))
         self.pending[self.asked] = config
         return config, self.asked
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        """Evolution acts on final scores only."""
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         config = self.pending.pop(handle, None)  # type: ignore[call-overload]

@@ -8,14 +8,17 @@ given as arch strings), for example the genotypes DARTS derived. Both then say `
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Iterator, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Hashable, Iterator
 
 import numpy as np
 
-from search.adapter import Status
+from search.outcome import Status
+from search.strategy import Strategy
 from spaces import CellSpace, Space
 
-__all__ = ["GridSearch", "PointsSearch", "grid_configs"]
+__all__ = ["GridOptions", "GridSearch", "PointsOptions", "PointsSearch", "grid_configs"]
 
 MAX_GRID = 100_000
 
@@ -40,20 +43,35 @@ def grid_configs(space: Space) -> Iterator[dict[str, Any]]:
     return walk(0, {})
 
 
-class _ListSearch:
+@dataclass(frozen=True)
+class GridOptions:
+    """Every grid point of the space (floats on their `grid_points` grid)."""
+
+    shuffle: bool = False
+
+
+@dataclass(frozen=True)
+class PointsOptions:
+    """A fixed list of configs (arch strings allowed on the nb201 space)."""
+
+    points: list = dataclasses.field(default_factory=list)
+
+
+class _ListSearch(Strategy):
     """Proposes ``self.configs`` in order, then is exhausted."""
 
-    configs: list[dict[str, Any]]
-    index: int = 0
+    def __init__(self, configs: list[dict[str, Any]]) -> None:
+        self.configs = configs
+        self.index = 0
+        self.requeued: list[int] = []
 
     @property
     def exhausted(self) -> bool:
-        return self.index >= len(self.configs) and not getattr(self, "requeued", None)
+        return self.index >= len(self.configs) and not self.requeued
 
     def ask(self) -> tuple[dict[str, Any], Hashable] | None:
-        requeued = getattr(self, "requeued", None)
-        if requeued:  # proposals that never ran come first, in their order
-            handle = requeued.pop(0)
+        if self.requeued:  # proposals that never ran come first, in their order
+            handle = self.requeued.pop(0)
             return dict(self.configs[handle - 1]), handle
         if self.exhausted:
             return None
@@ -62,12 +80,8 @@ class _ListSearch:
 
     def abandon(self, handle: Hashable) -> None:
         """A proposal that never ran goes back in the queue."""
-        requeued = self.__dict__.setdefault("requeued", [])
-        requeued.append(handle)
-        requeued.sort()
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        """Fixed lists learn nothing."""
+        self.requeued.append(handle)  # type: ignore[arg-type]
+        self.requeued.sort()
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         """Fixed lists learn nothing."""
@@ -76,23 +90,25 @@ class _ListSearch:
 class GridSearch(_ListSearch):
     """Every grid point of the space, optionally shuffled (seeded)."""
 
-    def __init__(self, space: Space, *, shuffle: bool = False, seed: int | None = None) -> None:
+    def __init__(self, space: Space, options: GridOptions = GridOptions(), *,
+                 seed: int | None = None) -> None:
         configs = []
         for config in grid_configs(space):
             configs.append(config)
             if len(configs) > MAX_GRID:
                 raise ValueError(f"space {space.name!r} has more than {MAX_GRID} grid points; "
                                  "narrow it with overrides, or use random or optuna.")
-        if shuffle:
+        if options.shuffle:
             np.random.default_rng(seed).shuffle(configs)  # type: ignore[arg-type]
-        self.configs = configs
-        self.index = 0
+        super().__init__(configs)
 
 
 class PointsSearch(_ListSearch):
     """The given configs, validated up front (arch strings allowed on cell spaces)."""
 
-    def __init__(self, space: Space, *, points: Sequence[Any], seed: int | None = None) -> None:
+    def __init__(self, space: Space, options: PointsOptions = PointsOptions(), *,
+                 seed: int | None = None) -> None:
+        points = options.points
         if not points:
             raise ValueError("`points` is empty, but must list at least one config.")
         configs = []
@@ -107,5 +123,4 @@ class PointsSearch(_ListSearch):
             except ValueError as e:
                 raise ValueError(f"`points[{i}]`: {e}") from None
             configs.append(dict(point))
-        self.configs = configs
-        self.index = 0
+        super().__init__(configs)

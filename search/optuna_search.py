@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Literal
 
 import optuna
 
-from search.adapter import Status
+from search.outcome import Status
+from search.strategy import Strategy
 from spaces import Space
 
-__all__ = ["OPTUNA_SAMPLERS", "OptunaStrategy"]
+__all__ = ["OPTUNA_SAMPLERS", "OptunaOptions", "OptunaStrategy"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,13 @@ OPTUNA_SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] 
     "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
 }
 
+@dataclass(frozen=True)
+class OptunaOptions:
+    """Optuna's sampler by name; TPE (multivariate, grouped for conditional spaces) by default."""
+
+    sampler: Literal["tpe", "tpe_independent", "random", "cmaes", "nsga2", "qmc"] = "tpe"
+
+
 _STATES = {
     Status.COMPLETE: optuna.trial.TrialState.COMPLETE,
     Status.PRUNED: optuna.trial.TrialState.PRUNED,
@@ -46,25 +55,23 @@ _STATES = {
 }
 
 
-class OptunaStrategy:
+class OptunaStrategy(Strategy):
     """Ask-and-tell over an in-memory Optuna study that maximises the adapter's score.
 
     Args:
         space: the space; its define-by-run function asks only the active parameters.
-        sampler: a key of :data:`OPTUNA_SAMPLERS` (``tpe`` is multivariate, grouped TPE).
+        options: the sampler, a key of :data:`OPTUNA_SAMPLERS` (``tpe`` is multivariate,
+            grouped TPE; the record's type admits only those keys).
         seed: the sampler's seed.
     """
 
-    def __init__(self, space: Space, *, sampler: str = "tpe", seed: int | None = None) -> None:
-        if sampler not in OPTUNA_SAMPLERS:
-            raise ValueError(
-                f"`sampler` is {sampler!r}, but must be one of {sorted(OPTUNA_SAMPLERS)}."
-            )
+    def __init__(self, space: Space, options: OptunaOptions = OptunaOptions(), *,
+                 seed: int | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space = space
-        self.sampler = sampler
+        self.sampler = options.sampler
         self.study = optuna.create_study(
-            direction="maximize", sampler=OPTUNA_SAMPLERS[sampler](seed)
+            direction="maximize", sampler=OPTUNA_SAMPLERS[options.sampler](seed)
         )
         self.trials: dict[int, optuna.trial.Trial] = {}
         self.last_step: dict[int, int] = {}

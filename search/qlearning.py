@@ -24,41 +24,58 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Hashable
 
 import numpy as np
 
-from search.adapter import Status
+from search.outcome import Status
+from search.strategy import Strategy
 from spaces import Param, Space
+from spaces.options import check_range
 
-__all__ = ["QLearning"]
+__all__ = ["QLearning", "QLearningOptions"]
 
 State = tuple[int, ...]
 
 
-class QLearning:
+@dataclass(frozen=True)
+class QLearningOptions:
+    """MetaQNN epsilon-greedy Q-learning with experience replay (Baker et al. 2017)."""
+
+    alpha: float = 0.1  # Q learning rate
+    gamma: float = 1.0  # discount (MetaQNN: 1)
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.1
+    random_trials: int = 30  # proposals at epsilon_start
+    decay_trials: int = 70  # then linear decay to epsilon_end over this many
+    replay_batch: int = 32  # episodes replayed per finished trial
+
+    def __post_init__(self) -> None:
+        check_range("alpha", self.alpha, low=0, high=1, low_open=True)
+        check_range("gamma", self.gamma, low=0, high=1)
+        check_range("epsilon_start", self.epsilon_start, low=0, high=1)
+        check_range("epsilon_end", self.epsilon_end, low=0, high=1)
+        check_range("random_trials", self.random_trials, low=0)
+        check_range("decay_trials", self.decay_trials, low=0)
+        check_range("replay_batch", self.replay_batch, low=1)
+
+
+class QLearning(Strategy):
     """Epsilon-greedy Q-learning with experience replay (see the module docstring)."""
 
-    def __init__(self, space: Space, *, alpha: float = 0.1, gamma: float = 1.0,
-                 epsilon_start: float = 1.0, epsilon_end: float = 0.1, random_trials: int = 30,
-                 decay_trials: int = 70, replay_batch: int = 32, max_repeat_tries: int = 20,
+    max_repeat_tries = 20  # proposals of already-evaluated configs replayed before giving up
+
+    def __init__(self, space: Space, options: QLearningOptions = QLearningOptions(), *,
                  seed: int | None = None) -> None:
-        if not 0 < alpha <= 1:
-            raise ValueError(f"`alpha` is {alpha}, but must be in (0, 1].")
-        if not 0 <= gamma <= 1:
-            raise ValueError(f"`gamma` is {gamma}, but must be in [0, 1].")
-        for name, value in (("epsilon_start", epsilon_start), ("epsilon_end", epsilon_end)):
-            if not 0 <= value <= 1:
-                raise ValueError(f"`{name}` is {value}, but must be in [0, 1].")
         self.space = space
-        self.alpha = alpha
-        self.gamma = gamma
-        self.epsilon_start = epsilon_start
-        self.epsilon_end = epsilon_end
-        self.random_trials = random_trials
-        self.decay_trials = decay_trials
-        self.replay_batch = replay_batch
-        self.max_repeat_tries = max_repeat_tries
+        self.alpha = options.alpha
+        self.gamma = options.gamma
+        self.epsilon_start = options.epsilon_start
+        self.epsilon_end = options.epsilon_end
+        self.random_trials = options.random_trials
+        self.decay_trials = options.decay_trials
+        self.replay_batch = options.replay_batch
         self.rng = np.random.default_rng(seed)
         self.q: dict[tuple[State, int], float] = {}
         self.replay: list[tuple[State, float]] = []
@@ -114,9 +131,6 @@ class QLearning:
         self.pending[self.asked] = tokens
         self.in_flight.add(tokens)
         return self.space.from_tokens(tokens), self.asked
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        """Q-learning acts on final scores only."""
 
     def _update(self, tokens: State, reward: float) -> None:
         """One backward pass of Q-updates over an episode."""

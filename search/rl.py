@@ -21,16 +21,39 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Hashable
 
 import numpy as np
 import torch
 from torch import nn
 
-from search.adapter import Status
+from search.outcome import Status
+from search.strategy import Strategy
 from spaces import Param, Space
+from spaces.options import check_range
 
-__all__ = ["Controller", "ReinforceController"]
+__all__ = ["Controller", "ReinforceController", "RlOptions"]
+
+
+@dataclass(frozen=True)
+class RlOptions:
+    """REINFORCE LSTM controller (Zoph & Le 2017)."""
+
+    hidden: int = 64  # LSTM width
+    lr: float = 0.01  # Adam learning rate of the controller
+    baseline_decay: float = 0.9  # EMA decay of the reward baseline and scale
+    entropy_weight: float = 1e-3  # entropy bonus
+    tanh_constant: float = 2.5  # logits squashed to c * tanh(logits / temperature)
+    temperature: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_range("hidden", self.hidden, low=1)
+        check_range("lr", self.lr, low=0, low_open=True)
+        check_range("baseline_decay", self.baseline_decay, low=0, high=1)
+        check_range("entropy_weight", self.entropy_weight, low=0)
+        check_range("tanh_constant", self.tanh_constant, low=0, low_open=True)
+        check_range("temperature", self.temperature, low=0, low_open=True)
 
 
 class Controller(nn.Module):
@@ -56,33 +79,28 @@ class Controller(nn.Module):
         return self.heads[name](h)[0], (h, c)
 
 
-class ReinforceController:
+class ReinforceController(Strategy):
     """REINFORCE over the :class:`Controller` (see the module docstring).
 
     Args:
         space: the space to search.
-        hidden: LSTM width.
-        lr: Adam learning rate.
-        baseline_decay: EMA decay of the reward baseline and scale.
-        entropy_weight: weight of the entropy bonus.
-        tanh_constant, temperature: logit squashing ``c * tanh(logits / T)``.
+        options: controller width, learning rate, baseline decay, entropy bonus and logit
+            squashing (:class:`RlOptions`).
         seed: controller initialisation and sampling.
     """
 
-    def __init__(self, space: Space, *, hidden: int = 64, lr: float = 0.01,
-                 baseline_decay: float = 0.9, entropy_weight: float = 1e-3,
-                 tanh_constant: float = 2.5, temperature: float = 5.0,
+    def __init__(self, space: Space, options: RlOptions = RlOptions(), *,
                  seed: int | None = None) -> None:
         self.space = space
         self.rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):  # CPU only: never touch the driver's GPUs
             torch.manual_seed(int(self.rng.integers(2**31)))
-            self.controller = Controller(space, hidden=hidden)
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
-        self.baseline_decay = baseline_decay
-        self.entropy_weight = entropy_weight
-        self.tanh_constant = tanh_constant
-        self.temperature = temperature
+            self.controller = Controller(space, hidden=options.hidden)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=options.lr)
+        self.baseline_decay = options.baseline_decay
+        self.entropy_weight = options.entropy_weight
+        self.tanh_constant = options.tanh_constant
+        self.temperature = options.temperature
         self.baseline: float | None = None
         self.scale: float | None = None
         self.pending: dict[int, tuple[int, ...]] = {}
@@ -111,9 +129,6 @@ class ReinforceController:
         self.asked += 1
         self.pending[self.asked] = self.space.tokens(config)
         return config, self.asked
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        """The controller learns from final scores only."""
 
     def log_prob_entropy(self, tokens: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy of a token sequence under the current controller."""

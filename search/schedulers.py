@@ -1,20 +1,19 @@
-"""Trial schedulers by name: ASHA, the median stopping rule, and FIFO (run every trial out)."""
+"""Trial schedulers: ASHA, the median stopping rule, and FIFO (run every trial out).
+
+Each is an option record (checked once, when built) and a builder of Ray's own scheduler;
+:data:`search.registry.SCHEDULERS` registers them as it registers the searchers. Ray is imported
+by the builders only, so the records can be read without it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ray.tune.schedulers import (
-    AsyncHyperBandScheduler,
-    FIFOScheduler,
-    MedianStoppingRule,
-    TrialScheduler,
-)
+from spaces.options import check_range
 
-from spaces.options import check_range, parse_options
-
-__all__ = ["SCHEDULERS", "make_scheduler"]
+__all__ = ["AshaOptions", "FifoOptions", "MedianOptions", "build_asha", "build_fifo",
+           "build_median"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,13 @@ class FifoOptions:
     """Run every trial to its full budget."""
 
 
-def _asha(o: AshaOptions, metric: str, mode: str, max_epochs: int) -> TrialScheduler:
+def build_asha(o: AshaOptions, *, metric: str, mode: str, max_epochs: int | None) -> Any:
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    if max_epochs is None:
+        raise ValueError("`max_epochs` is not set, but scheduler 'asha' stops trials at rungs "
+                         "of epochs up to that budget; set `max_epochs: N` (the epochs your "
+                         "trainable reports at most), or use `scheduler: median` or `fifo`.")
     if o.grace_period_epochs > max_epochs:
         raise ValueError(
             f"`grace_period_epochs` is {o.grace_period_epochs}, but must be <= the trial budget "
@@ -61,34 +66,16 @@ def _asha(o: AshaOptions, metric: str, mode: str, max_epochs: int) -> TrialSched
     )
 
 
-def _median(o: MedianOptions, metric: str, mode: str, max_epochs: int) -> TrialScheduler:
+def build_median(o: MedianOptions, *, metric: str, mode: str, max_epochs: int | None) -> Any:
+    from ray.tune.schedulers import MedianStoppingRule
+
     return MedianStoppingRule(
         time_attr="training_iteration", metric=metric, mode=mode,
         grace_period=o.grace_period_epochs, min_samples_required=o.min_samples_required,
     )
 
 
-def _fifo(o: FifoOptions, metric: str, mode: str, max_epochs: int) -> TrialScheduler:
+def build_fifo(o: FifoOptions, *, metric: str, mode: str, max_epochs: int | None) -> Any:
+    from ray.tune.schedulers import FIFOScheduler
+
     return FIFOScheduler()
-
-
-SCHEDULERS: dict[str, tuple[type, Callable[..., TrialScheduler]]] = {
-    "asha": (AshaOptions, _asha),
-    "median": (MedianOptions, _median),
-    "fifo": (FifoOptions, _fifo),
-}
-
-
-def make_scheduler(
-    name: str, *, metric: str, mode: str, max_epochs: int, options: dict[str, Any] | None = None
-) -> TrialScheduler:
-    """The scheduler ``name`` with ``options`` validated; ``ValueError`` on any mistake."""
-    from spaces import closest
-
-    if name not in SCHEDULERS:
-        raise ValueError(
-            f"`scheduler` is {name!r}, but must be one of {sorted(SCHEDULERS)}."
-            f"{closest(name, list(SCHEDULERS))}"
-        )
-    options_cls, build = SCHEDULERS[name]
-    return build(parse_options(options_cls, options, "scheduler"), metric, mode, max_epochs)

@@ -37,12 +37,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     """``value`` as ``hint`` allows, or ``TypeError``/``ValueError`` naming ``where``."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(hint):
             try:
                 return _convert(arg, value, where)
-            except (TypeError, ValueError) as e:
-                errors.append(e)
+            except (TypeError, ValueError):
+                continue
         raise TypeError(f"`{where}` is {value!r}, but must be {_type_name(hint)}.")
     if origin is Literal:
         if value not in typing.get_args(hint):

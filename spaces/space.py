@@ -28,6 +28,7 @@ from typing import Any, Callable, Hashable, Mapping, Sequence, Union
 import numpy as np
 
 __all__ = [
+    "CONDITION_OPERATORS",
     "Categorical",
     "Condition",
     "Float",
@@ -38,7 +39,7 @@ __all__ = [
     "token_of",
 ]
 
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
+CONDITION_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     ">=": operator.ge,
@@ -67,16 +68,17 @@ class Condition:
     value: Any
 
     def __post_init__(self) -> None:
-        if self.op not in _OPS:
+        if self.op not in CONDITION_OPERATORS:
             raise ValueError(
-                f"condition operator is {self.op!r}, but must be one of {sorted(_OPS)}."
+                f"condition operator is {self.op!r}, but must be one of "
+                f"{sorted(CONDITION_OPERATORS)}."
             )
 
     def holds(self, config: Mapping[str, Any]) -> bool:
         """Whether the condition holds; False when the parameter it reads is absent."""
         if config.get(self.param) is None:
             return False
-        return bool(_OPS[self.op](config[self.param], self.value))
+        return bool(CONDITION_OPERATORS[self.op](config[self.param], self.value))
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ def planted_images(n: int, classes: int, shape: tuple[int, ...], seed: int = 0
     rng = np.random.default_rng(seed)
     labels = rng.integers(classes, size=n)
     images = rng.integers(0, 60, size=(n, *shape), dtype=np.uint8)
-    h = shape[0]
     for i, c in enumerate(labels):
         r, col = divmod(int(c), 4)
         images[i, r * 6 + 2: r * 6 + 6, col * 6 + 2: col * 6 + 6] = 250

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from cluster.cli import main
-from search.analysis import best_so_far, best_trial, load, pareto_front
-from search.results import SPEC_FILE, write_parquet
+from results.analysis import best_so_far, best_trial, load, pareto_front
+from results import ExperimentDir, write_parquet
 
 from conftest import shared_data
 
@@ -26,7 +26,7 @@ def _experiment_dir(root: Path, name: str, searcher: str, trials: list[dict],
     spec = {"name": name, "trainable": "nb201", "metric": metric, "mode": mode}
     if searcher is not None:
         spec["searcher"] = searcher
-    (directory / SPEC_FILE).write_text(yaml.safe_dump(spec))
+    (directory / ExperimentDir.SPEC_FILE).write_text(yaml.safe_dump(spec))
     written = (searcher.get("name") if isinstance(searcher, dict) else searcher) or "optuna"
     trials = [{**t, "searcher": written} for t in trials]  # as ResultsWriter writes it
     write_parquet(pd.DataFrame(trials), directory / "trials.parquet")
@@ -130,7 +130,7 @@ def test_best_so_far_against_trials_and_time(two):
 
 
 def test_fanova_importance_finds_the_parameter_that_matters():
-    from search.report import param_importance
+    from results.report import param_importance
 
     rng = np.random.default_rng(0)
     rows = []
@@ -320,20 +320,19 @@ def test_report_while_the_experiment_runs(tmp_path, local_ray, capsys):
 def test_best_config_of_a_widened_range_is_accepted_by_hpnas_run(tmp_path):
     import numpy as np
 
-    from cluster.export import best_config_experiment
+    from cluster.best import retrain_experiment
     from cluster.spec import spec_from_mapping
-    from search.storage import Location
 
     directory = tmp_path / "wide"
     directory.mkdir()
-    (directory / SPEC_FILE).write_text(yaml.safe_dump({
+    (directory / ExperimentDir.SPEC_FILE).write_text(yaml.safe_dump({
         "name": "wide", "trainable": "cifar_cnn", "searcher": "random",
         "space": {"name": "cifar_cnn", "overrides": {"lr": {"high": 0.1},
                                                      "num_filter_0": {"high": 128}}}}))
     row = _trial("w1", "complete", 0.9, lr=0.05, num_conv_layers=1, num_fc_layers=1,
                  num_filter_0=128, num_filter_1=None, optimizer="Adam")
     write_parquet(pd.DataFrame([{**row, "searcher": "random"}]), directory / "trials.parquet")
-    experiment, trial_id = best_config_experiment(Location(directory))
+    experiment, trial_id = retrain_experiment(ExperimentDir(directory))
     assert trial_id == "w1"
     spec = spec_from_mapping(experiment, check_data=False)  # what `hpnas run` does with it
     config = spec.space.sample(np.random.default_rng(0))

@@ -225,3 +225,63 @@ def test_kuberay_rayjob_runs_hpnas_on_gpu_workers():
     mounts = {m["mountPath"] for m in worker["volumeMounts"]}
     assert "/mnt/shared" in mounts and job["spec"]["entrypoint"].count("/mnt/shared") == 1
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+USER_TRAIN = '''
+import time
+
+import ray
+from ray import tune
+
+from helpers import value  # a sibling module: travels with the trainable
+
+
+def fit(config, epochs=2):
+    node = ray.get_runtime_context().get_node_id()
+    for epoch in range(1, epochs + 1):
+        time.sleep(1.0)  # long enough for two trials to overlap (they then need both nodes)
+        tune.report({"score": value(config, epoch), "node": node})
+'''
+
+
+def _user_project(tmp_path: Path) -> Path:
+    folder = tmp_path / "proj"
+    (folder / "data").mkdir(parents=True)
+    (folder / "train.py").write_text(USER_TRAIN)
+    (folder / "helpers.py").write_text("def value(config, epoch):\n"
+                                       "    return config['x'] * epoch\n")
+    (folder / "data" / "big.bin").write_bytes(b"0" * 1024)
+    experiment = {"name": "userjob", "trainable": "train.py:fit", "metric": "score",
+                  "mode": "max", "max_epochs": 2, "space": {"x": {"float": [0.0, 1.0]}},
+                  "searcher": "random", "scheduler": "fifo", "samples": 4,
+                  "max_concurrent_trials": 2, "resources": {"cpus": 3},
+                  "code": {"dir": ".", "exclude": ["data/"]},
+                  "storage": str(tmp_path / "results")}
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
+    return folder
+
+
+def test_user_code_ships_with_a_job_and_runs_on_every_node(cluster, tmp_path, capsys):
+    """A user's trainable (with a sibling module) submitted as a job, and joined with
+    `hpnas run --address`: trials of 3 CPUs on nodes of 4 run on both nodes."""
+    from cluster.jobs import runtime_env
+    from cluster.spec import load_spec
+
+    folder = _user_project(tmp_path)
+    spec = load_spec(folder / "experiment.yaml")
+    env = runtime_env(spec)
+    assert str(folder) in env["py_modules"] and "data/" in env["excludes"]
+    assert "runs/" in env["excludes"]
+    assert "shipped:proj" in env["env_vars"]["HPNAS_EXPERIMENT"]
+
+    path = folder / "experiment.yaml"
+    assert main(["submit", str(path), "--address", cluster.dashboard_url, "--wait"]) == 0
+    assert "SUCCEEDED" in capsys.readouterr().out
+    trials = pd.read_parquet(tmp_path / "results" / "userjob" / "trials.parquet")
+    assert len(trials) == 4 and set(trials["status"]) == {"complete"}
+    assert (trials["last_score"] == 2 * trials["config/x"]).all()
+
+    assert main(["run", str(path), "--address", cluster.address, "--name", "userrun",
+                 "--samples", "6", "--progress-interval", "1000"]) == 0
+    iterations = pd.read_parquet(tmp_path / "results" / "userrun" / "iterations.parquet")
+    assert iterations["node"].nunique() == 2  # the code reached a worker on the other node

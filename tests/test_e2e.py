@@ -90,9 +90,7 @@ def test_failing_trials_do_not_take_the_experiment_down(tmp_path, local_ray):
     trials = pd.read_parquet(directory / "trials.parquet")
     assert len(trials) == 9
     by_opt = trials.groupby("config/optimizer")["status"].agg(set).to_dict()
-    assert by_opt.get("SGD", {"failed"}) == {"failed"}
-    assert by_opt.get("RMSprop", {"failed"}) == {"failed"}
-    assert by_opt.get("Adam", {"complete"}) == {"complete"}
+    assert by_opt == {"SGD": {"failed"}, "RMSprop": {"failed"}, "Adam": {"complete"}}
     sgd = trials[trials["config/optimizer"] == "SGD"]
     assert sgd["error"].str.contains("synthetic failure").all()
     nan = trials[trials["config/optimizer"] == "RMSprop"]

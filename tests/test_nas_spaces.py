@@ -6,19 +6,24 @@ import pickle
 
 import numpy as np
 import pytest
+import yaml
 
 from spaces import SPACES, get_space
 from spaces.cells import NB201_OPS, edge_name
+from spaces.inline import SPACE_SYNTAX, compile_space
 from spaces.tables import NB201Table, load_nb201
 
-SPACE_NAMES = [pytest.param(n, id=n) for n in sorted(SPACES)]
+# Every registered space, and one written in an experiment file (the documented syntax).
+SPACES_UNDER_TEST = {**SPACES, "inline": compile_space(
+    yaml.safe_load(SPACE_SYNTAX)["space"])}
+SPACE_NAMES = [pytest.param(n, id=n) for n in sorted(SPACES_UNDER_TEST)]
 BEST_C100 = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
              "|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
 
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_token_round_trip(name):
-    space = get_space(name)
+    space = SPACES_UNDER_TEST[name]
     rng = np.random.default_rng(0)
     lengths = set()
     for _ in range(200):
@@ -37,7 +42,7 @@ def test_token_round_trip(name):
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_from_tokens_rejects_bad_sequences(name):
-    space = get_space(name)
+    space = SPACES_UNDER_TEST[name]
     tokens = space.tokens(space.sample(np.random.default_rng(1)))
     with pytest.raises(ValueError, match="ends before"):
         space.from_tokens(tokens[:-1])
@@ -49,7 +54,7 @@ def test_from_tokens_rejects_bad_sequences(name):
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_mutation_is_valid_and_changes_the_config(name):
-    space = get_space(name)
+    space = SPACES_UNDER_TEST[name]
     rng = np.random.default_rng(2)
     for _ in range(300):
         cfg = space.sample(rng)

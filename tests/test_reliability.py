@@ -7,8 +7,6 @@ import glob
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,30 +15,13 @@ import pytest
 import yaml
 from ray.tune.search import SearchGenerator, Searcher
 
+from cluster.detached import signal_group, start_hpnas
 from conftest import write_idx
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 16
-
-
-def _hpnas(*args: str, log: Path) -> subprocess.Popen:
-    """``hpnas`` in its own process group, so everything it starts can be stopped by pgid.
-    Tune snapshots the experiment every second (instead of about every 10 s), so a short test
-    search has snapshots to resume from."""
-    return subprocess.Popen([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 FORGED = "9999-12-31_23-59-59"  # the session name of a forged later search state
@@ -79,8 +60,10 @@ def _forge_unpaired_search_state(directory: Path) -> None:
         cloudpickle.dumps({**gen_state, "finished": True}))
 
 
-@pytest.mark.parametrize("searcher", ["evolution", "optuna"])
+@pytest.mark.parametrize("searcher", ["evolution", "optuna", "user"])
 def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, searcher):
+    """``user``: the example project's own trainable (it checkpoints each epoch) and the space
+    written in its experiment file, searched by evolution."""
     root = write_idx(tmp_path / "fm", n_train=400, n_test=100)
     experiment = {
         "name": "kill", "trainable": "cifar_cnn", "searcher": searcher, "scheduler": "fifo",
@@ -88,14 +71,23 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
         "space": {"name": "cifar_cnn", "overrides": {"num_conv_layers": {"high": 2}}},
         "data": {"name": "fashion_mnist", "root": str(root), "val_size": 100, "test_size": 100},
         "train": {"epochs": 2, "batch_size": 50}, "storage": str(tmp_path / "results")}
-    if searcher == "evolution":
+    if searcher in ("evolution", "user"):
         experiment["searcher"] = {"name": "evolution", "population_size": 4, "sample_size": 2}
+    if searcher == "user":
+        example = ROOT / "examples" / "user_model"
+        for key in ("data", "train", "space", "trainable"):
+            del experiment[key]
+        experiment.update({
+            **{k: v for k, v in yaml.safe_load((example / "experiment.yaml").read_text()).items()
+               if k in ("trainable", "metric", "mode", "space")},
+            "code": str(example), "max_epochs": 2,
+            "train": {"data_dir": str(root), "train_size": 300, "val_size": 100, "epochs": 2}})
     path = tmp_path / "kill.yaml"
-    path.write_text(yaml.safe_dump(experiment))
+    path.write_text(yaml.safe_dump(experiment, sort_keys=False))  # a space is in order
     directory = tmp_path / "results" / "kill"
     log = tmp_path / "hpnas.log"
 
-    run = _hpnas("run", str(path), "--no-dashboard", log=log)
+    run = start_hpnas("run", str(path), "--no-dashboard", log=log)
     try:
         # Kill once Tune has snapshotted a searcher that learned from 2 trials (a snapshot is
         # taken about every 10 s), mid-search.
@@ -107,17 +99,17 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
         os.kill(run.pid, signal.SIGKILL)  # the driver dies mid-search, no cleanup
         run.wait()
     finally:
-        _stop_group(run)  # and the embedded Ray it started with it
+        signal_group(run)  # and the embedded Ray it started with it
     assert (_trials(directory)["status"] != "running").sum() < SAMPLES  # killed mid-search
     saved = _searcher_state(directory)
     if searcher == "optuna":
         _forge_unpaired_search_state(directory)
 
-    resume = _hpnas("resume", str(directory), "--no-dashboard", log=log)
+    resume = start_hpnas("resume", str(directory), "--no-dashboard", log=log)
     try:
         assert resume.wait(timeout=300) == 0, log.read_text()[-3000:]
     finally:
-        _stop_group(resume)
+        signal_group(resume)
     after = _trials(directory)
     assert after["trial_id"].is_unique  # nothing duplicated
     assert len(after) == SAMPLES  # the searcher's budget went on, not from zero
@@ -145,7 +137,7 @@ def test_the_search_state_paired_with_the_snapshot_is_restored(tmp_path):
     from ray.tune.search import ConcurrencyLimiter
 
     from search import make_searcher
-    from search.resume import PairedSearchGenerator, restoring_from
+    from cluster.resume import PairedSearchGenerator, restoring_from
     from spaces import get_space
 
     def generator(storage=None):
@@ -260,7 +252,7 @@ def test_a_resumed_tally_counts_the_trials_that_ended_before_the_crash():
     from types import SimpleNamespace
 
     from cluster.progress import TrialTally
-    from search.adapter import Status
+    from search.outcome import Status
 
     def trial(trial_id, status, value, iteration):
         return SimpleNamespace(trial_id=trial_id, status=status,

@@ -7,11 +7,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from search import storage
+from results import SCHEMA_VERSION, ExperimentDir, leaderboard, load_results, storage
+from results.writer import ResultsWriter
 
-from search.results import (
-    ITERATIONS_FILE, SCHEMA_VERSION, TRIALS_FILE, ResultsWriter, leaderboard, load_results,
-)
+TRIALS_FILE, ITERATIONS_FILE = ExperimentDir.TRIALS_FILE, ExperimentDir.ITERATIONS_FILE
 
 PARAMS = ("depth", "width_1", "lr")
 

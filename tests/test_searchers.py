@@ -7,26 +7,48 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 from ray.tune.search import Searcher
 
+from cluster.resume import reconcile
 from search import SEARCHERS, Status, make_searcher
 from spaces import get_space
+from spaces.inline import compile_space
 
-NAMES = [pytest.param(name, id=name) for name in sorted(SEARCHERS)]
 BUDGET = 3
 # The seed's variable-depth space, narrowed so that its grid stays enumerable.
 SPACE = get_space("cifar_cnn").with_overrides(
     {"num_conv_layers": {"high": 3}, "lr": {"grid_points": 3}})
+# A space as a user writes it in an experiment file: variable depth, a per-layer choice, a
+# parameter conditioned on another's value.
+INLINE = compile_space({
+    "num_conv_layers": {"int": [1, 3]},
+    "filters": {"choice": [16, 32, 64], "per": "num_conv_layers"},
+    "optimizer": ["Adam", "SGD"],
+    "momentum": {"float": [0.5, 0.9], "when": {"optimizer": "SGD"}, "grid_points": 3},
+    "lr": {"float": [1.0e-3, 1.0e-2], "log": True, "grid_points": 3},
+})
+SPACES_UNDER_TEST = {"cifar_cnn": SPACE, "inline": INLINE}
+# The conformance suite: every registered searcher on every space above.
+NAMES = [pytest.param(name, space, id=f"{name}-{space}") for name in sorted(SEARCHERS)
+         for space in SPACES_UNDER_TEST]
 POINTS = [SPACE.sample(np.random.default_rng(i)) for i in range(40)]
-OPTIONS = {"grid": {"shuffle": True}, "points": {"points": POINTS}}
 
 
-def _make(name: str, seed: int = 0, max_trials: int | None = None):
-    return make_searcher(name, space=SPACE, metric="val_acc", mode="max", seed=seed,
-                         max_epochs=BUDGET, max_trials=max_trials, options=OPTIONS.get(name))
+def _options(name: str, space: str) -> dict | None:
+    if name == "points":
+        sampled = SPACES_UNDER_TEST[space]
+        return {"points": [sampled.sample(np.random.default_rng(i)) for i in range(40)]}
+    return {"shuffle": True} if name == "grid" else None
+
+
+def _make(name: str, seed: int = 0, max_trials: int | None = None, space: str = "cifar_cnn"):
+    return make_searcher(name, space=SPACES_UNDER_TEST[space], metric="val_acc", mode="max",
+                         seed=seed, max_epochs=BUDGET, max_trials=max_trials,
+                         options=_options(name, space))
 
 
 def _result(value: float, iteration: int = BUDGET) -> dict:
@@ -44,31 +66,33 @@ def _drive(searcher, n: int, start: int = 0) -> list[dict]:
     return configs
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_suggestions_are_valid_configs(name):
-    searcher = _make(name)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_suggestions_are_valid_configs(name, space):
+    searcher = _make(name, space=space)
     for cfg in _drive(searcher, 15):
-        SPACE.validate(cfg)
+        SPACES_UNDER_TEST[space].validate(cfg)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_suggestions(name):
-    assert _drive(_make(name, seed=3), 12) == _drive(_make(name, seed=3), 12)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_same_seed_same_suggestions(name, space):
+    assert _drive(_make(name, space=space, seed=3), 12) == \
+        _drive(_make(name, space=space, seed=3), 12)
     if name != "points":  # a fixed list is the same for every seed by design
-        assert _drive(_make(name, seed=3), 12) != _drive(_make(name, seed=4), 12)
+        assert _drive(_make(name, space=space, seed=3), 12) != \
+            _drive(_make(name, space=space, seed=4), 12)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_finished_after_max_trials(name):
-    searcher = _make(name, max_trials=2)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_finished_after_max_trials(name, space):
+    searcher = _make(name, space=space, max_trials=2)
     assert isinstance(searcher.suggest("a"), dict)
     assert isinstance(searcher.suggest("b"), dict)
     assert searcher.suggest("c") == Searcher.FINISHED
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_outcomes_are_classified(name):
-    searcher = _make(name)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_outcomes_are_classified(name, space):
+    searcher = _make(name, space=space)
     for tid in "abcdefg":
         searcher.suggest(tid)
     searcher.on_trial_complete("a", _result(0.5))                     # full budget
@@ -85,9 +109,9 @@ def test_outcomes_are_classified(name):
     assert not searcher.live
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_unknown_and_repeated_trial_ids_do_not_crash(name):
-    searcher = _make(name)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_unknown_and_repeated_trial_ids_do_not_crash(name, space):
+    searcher = _make(name, space=space)
     searcher.on_trial_result("ghost", _result(0.5))
     searcher.on_trial_complete("ghost", _result(0.5))
     searcher.suggest("a")
@@ -97,14 +121,14 @@ def test_unknown_and_repeated_trial_ids_do_not_crash(name):
     assert isinstance(searcher.suggest("b"), dict)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_save_restore_continues_identically(name, tmp_path):
-    original = _make(name, seed=5)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_save_restore_continues_identically(name, space, tmp_path):
+    original = _make(name, space=space, seed=5)
     _drive(original, 8)
     live = original.suggest("live")  # a trial in flight at the save
     path = tmp_path / "searcher.pkl"
     original.save(str(path))
-    restored = _make(name, seed=99)
+    restored = _make(name, space=space, seed=99)
     restored.restore(str(path))
     assert restored.live.keys() == original.live.keys()
     restored.on_trial_complete("live", _result(0.3))
@@ -113,9 +137,9 @@ def test_save_restore_continues_identically(name, tmp_path):
     assert live is not None
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_picklable(name):
-    searcher = _make(name)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_picklable(name, space):
+    searcher = _make(name, space=space)
     _drive(searcher, 3)
     clone = pickle.loads(pickle.dumps(searcher))
     assert _drive(clone, 3, start=10) == _drive(searcher, 3, start=10)
@@ -169,9 +193,9 @@ def test_optuna_tells_pruned_failed_and_complete():
     assert searcher.strategy.study.trials[0].intermediate_values == {1: 0.1, 2: 0.2}
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_invalid_proposal_is_skipped_not_fatal(name, monkeypatch):
-    searcher = _make(name)
+@pytest.mark.parametrize("name,space", NAMES)
+def test_invalid_proposal_is_skipped_not_fatal(name, space, monkeypatch):
+    searcher = _make(name, space=space)
     real = searcher.strategy.ask
     monkeypatch.setattr(searcher.strategy, "ask", lambda: ({"bogus": 1}, "h"))
     monkeypatch.setattr(searcher.strategy, "tell", lambda *a: None)
@@ -231,7 +255,7 @@ def test_reconcile_abandons_trials_the_restored_experiment_never_had():
         searcher.suggest(trial_id)
     searcher.on_trial_complete("a", {"val_acc": 0.5, "training_iteration": 2})
     assert searcher.suggest("e") == Searcher.FINISHED
-    searcher.reconcile([_trial("a", "TERMINATED"), _trial("b", "RUNNING")])
+    reconcile(searcher, [_trial("a", "TERMINATED"), _trial("b", "RUNNING")])
     assert set(searcher.live) == {"b"}
     assert len(searcher.strategy.pending) == 1  # c and d are no longer waited for
     assert [s for _, s in searcher.strategy.population] == [0.5]  # nothing learned from them
@@ -251,7 +275,7 @@ def test_reconcile_replays_trials_an_older_searcher_state_never_handed_out():
                              seed=0, max_epochs=2, max_trials=5)
     searcher.suggest("a")
     # Tune hands restored trials over newest result first, not in creation order.
-    searcher.reconcile([
+    reconcile(searcher, [
         _trial("c", "RUNNING", config=configs[2]),
         _trial("b", "TERMINATED", {"val_acc": 0.6, "training_iteration": 1}, configs[1]),
         _trial("a", "TERMINATED", {"val_acc": 0.7, "training_iteration": 2}, configs[0])])
@@ -267,10 +291,10 @@ def test_a_trial_the_searcher_cannot_replay_is_not_replayed_again():
                              seed=0, max_epochs=2, max_trials=5)
     other = get_space("nb201").sample(np.random.default_rng(99))  # never proposed by seed 0
     trials = [_trial("x", "RUNNING", config=other)]
-    searcher.reconcile(trials)
+    reconcile(searcher, trials)
     assert searcher.live == {} and searcher.suggested == 1
     asked = searcher.strategy.rng.bit_generator.state
-    searcher.reconcile(trials)  # a second resume
+    reconcile(searcher, trials)  # a second resume
     assert searcher.strategy.rng.bit_generator.state == asked  # nothing asked again
     searcher.on_trial_complete("x", {"val_acc": 0.5, "training_iteration": 2})
     assert searcher.outcomes == {"x": Status.COMPLETE}  # its outcome is still recorded
@@ -284,7 +308,7 @@ def test_an_abandoned_point_is_proposed_again():
         searcher.suggest(trial_id)
     assert searcher.suggest("x") == Searcher.FINISHED
     # Tune restored only a: b and c never ran, so their points must still run.
-    searcher.reconcile([_trial("a", "RUNNING", config=points[0])])
+    reconcile(searcher, [_trial("a", "RUNNING", config=points[0])])
     assert searcher.suggest("d") == points[1]
     assert searcher.suggest("e") == points[2]
     assert searcher.suggest("f") == Searcher.FINISHED
@@ -295,7 +319,7 @@ def test_a_retried_trial_gets_its_new_outcome():
                              seed=0, max_epochs=2, max_trials=2)
     config = searcher.suggest("a")
     searcher.on_trial_complete("a", {"val_acc": 0.1, "training_iteration": 1}, error=True)
-    searcher.reconcile([_trial("a", "PENDING", config=config)])  # --retry-errored
+    reconcile(searcher, [_trial("a", "PENDING", config=config)])  # --retry-errored
     searcher.on_trial_complete("a", {"val_acc": 0.8, "training_iteration": 2})
     assert searcher.outcomes == {"a": Status.COMPLETE} and searcher.suggested == 1
 
@@ -303,7 +327,7 @@ def test_a_retried_trial_gets_its_new_outcome():
 def test_searcher_sync_frees_concurrency_slots_of_unknown_trials():
     from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
-    from search.resume import SearcherSync
+    from cluster.resume import SearcherSync
 
     searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc", mode="max",
                              seed=0, max_epochs=2, max_trials=10)
@@ -321,3 +345,18 @@ def test_searcher_sync_frees_concurrency_slots_of_unknown_trials():
     assert limiter.suggest("z") is None  # r and y hold the two
     sync.on_step_begin(1, [])  # once per run only
     assert limiter.live_trials == {"r", "y"}
+
+
+@pytest.mark.parametrize("module", ["search.evolution", "search.rl", "search.qlearning",
+                                    "search.random_search", "search.grid",
+                                    "search.optuna_search", "search.registry", "search.outcome"])
+def test_strategy_modules_import_without_ray(module):
+    """The strategy cores and the outcome vocabulary are Ray-free: importing one in a fresh
+    interpreter leaves `ray` out of sys.modules."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False", out.stderr

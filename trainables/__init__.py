@@ -13,7 +13,7 @@ from trainables.gan import GanSettings, render_gan, train_gan
 from trainables.word2vec import Word2VecSettings, train_word2vec
 from trainables.nb201 import Nb201Settings, train_nb201
 
-__all__ = ["TRAINABLES", "TRAINABLE_INFO", "TrainableInfo", "metrics"]
+__all__ = ["TRAINABLE_INFO", "TrainableInfo", "metrics"]
 
 
 @dataclass(frozen=True)
@@ -42,5 +42,3 @@ TRAINABLE_INFO: dict[str, TrainableInfo] = {
     "word2vec": TrainableInfo(train_word2vec, Word2VecSettings, "word2vec", "heldout_loss",
                               "min"),
 }
-
-TRAINABLES: dict[str, Callable[..., None]] = {n: i.fn for n, i in TRAINABLE_INFO.items()}

@@ -27,7 +27,7 @@ from spaces.options import check_range
 from trainables import metrics as M
 from trainables.data import DataSettings, TensorSplits, load_splits, load_test
 from trainables.loop import (
-    batches, bf16_native, load_state, read_state, report_epoch, setup_device,
+    batches, bf16_native, read_state, setup_device, train_epochs,
 )
 
 __all__ = ["ClassifierRun", "ClassifierSettings", "evaluate_classifier", "train_classifier"]
@@ -171,25 +171,22 @@ def train_classifier(config: dict[str, Any], settings: ClassifierSettings, *,
     """The trainable body: resume from the trial's checkpoint, then one report per epoch."""
     run = ClassifierRun(config, settings, setup_device(), build=build,
                         make_optimizer=make_optimizer)
-    state = load_state()
-    if state is not None:
-        run.load(state)
-    while run.epoch < settings.epochs:
+
+    def one_epoch() -> dict[str, Any]:
         start = time.perf_counter()
         train_loss = run.train_epoch()
         val_acc, val_loss = run.evaluate(run.x_val, run.splits.y_val)
-        report_epoch(
-            {
-                M.VAL_ACC: val_acc,
-                M.VAL_LOSS: val_loss,
-                M.TRAIN_LOSS: train_loss,
-                M.EPOCH: run.epoch,
-                M.EPOCH_S: time.perf_counter() - start,
-                M.PARAMS: run.params,
-                M.LR: run.optimizer.param_groups[0]["lr"],
-            },
-            run.state(),
-        )
+        return {
+            M.VAL_ACC: val_acc,
+            M.VAL_LOSS: val_loss,
+            M.TRAIN_LOSS: train_loss,
+            M.EPOCH: run.epoch,
+            M.EPOCH_S: time.perf_counter() - start,
+            M.PARAMS: run.params,
+            M.LR: run.optimizer.param_groups[0]["lr"],
+        }
+
+    train_epochs(run, settings.epochs, one_epoch)
 
 
 def evaluate_classifier(config: dict[str, Any], settings: ClassifierSettings,

@@ -44,7 +44,7 @@ from spaces.options import check_range, parse_options
 from trainables import metrics as M
 from trainables.cells import OPS, CellNetwork
 from trainables.data import DataSettings, load_splits
-from trainables.loop import batches, load_state, report_epoch, setup_device
+from trainables.loop import batches, setup_device, train_epochs
 
 __all__ = ["Architect", "DartsSettings", "MixedOp", "SearchCell", "derive_genotype",
            "make_supernet", "train_darts"]
@@ -324,10 +324,8 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
 
         load_nb201(parsed.nb201_dataset)  # fail now, not after an epoch, if the table is missing
     run = DartsRun(parsed, setup_device())
-    state = load_state()
-    if state is not None:
-        run.load(state)
-    while run.epoch < parsed.epochs and not run.stopped:
+
+    def one_epoch() -> dict[str, Any]:
         start = time.perf_counter()
         train_loss = run.train_epoch()
         if not math.isfinite(train_loss) or not torch.isfinite(run.architect.alphas).all():
@@ -340,10 +338,12 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
             run.stopped = True  # DARTS+: keep the genotype of the epoch before
         else:
             run.genotype = current
-        report_epoch({
+        return {
             M.VAL_ACC: val_acc, M.VAL_LOSS: val_loss, M.TRAIN_LOSS: train_loss,
             M.EPOCH: run.epoch, M.EPOCH_S: time.perf_counter() - start,
             "genotype": run.genotype, "skip_count": run.genotype.count("skip_connect"),
             "stopped_early": run.stopped, "beta": run.trained_beta,
             **_lookup(parsed, run.genotype), **run.alpha_metrics(),
-        }, run.state())
+        }
+
+    train_epochs(run, parsed.epochs, one_epoch, stopped=lambda: run.stopped)

@@ -30,7 +30,7 @@ from spaces.options import check_range, parse_options
 from trainables import metrics as M
 from trainables.data import DataSettings, load_splits
 from trainables.gan_metric import QualityMeter
-from trainables.loop import batches, load_state, report_epoch, setup_device
+from trainables.loop import batches, setup_device, train_epochs
 
 __all__ = ["Discriminator", "GanSettings", "Generator", "render_gan", "save_grid", "train_gan"]
 
@@ -259,10 +259,8 @@ def train_gan(config: dict[str, Any], settings: dict[str, Any] | GanSettings | N
     device = setup_device()
     run = GanRun(config, settings, device)
     meter = QualityMeter.for_data(settings.data, device)
-    state = load_state()
-    if state is not None:
-        run.load(state)
-    while run.epoch < settings.epochs:
+
+    def one_epoch() -> dict[str, Any]:
         start = time.perf_counter()
         loss_d, loss_g = run.train_epoch()
         seconds = time.perf_counter() - start
@@ -272,8 +270,10 @@ def train_gan(config: dict[str, Any], settings: dict[str, Any] | GanSettings | N
 
             save_grid(run, Path(tune.get_context().get_trial_dir()) / "images" /
                       f"epoch_{run.epoch:03d}.png")
-        report_epoch({**quality, "loss_d": loss_d, "loss_g": loss_g, M.EPOCH: run.epoch,
-                      M.EPOCH_S: seconds}, run.state())
+        return {**quality, "loss_d": loss_d, "loss_g": loss_g, M.EPOCH: run.epoch,
+                M.EPOCH_S: seconds}
+
+    train_epochs(run, settings.epochs, one_epoch)
 
 
 def render_gan(config: dict[str, Any], settings: dict[str, Any] | GanSettings,

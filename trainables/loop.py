@@ -7,12 +7,12 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
-__all__ = ["CheckpointError", "batches", "bf16_native", "load_state", "read_state",
-           "report_epoch", "setup_device"]
+__all__ = ["CheckpointError", "Resumable", "batches", "bf16_native", "load_state", "read_state",
+           "report_epoch", "setup_device", "train_epochs"]
 
 
 class CheckpointError(RuntimeError):
@@ -96,6 +96,29 @@ def read_state(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} cannot be read ({str(e).splitlines()[0]}); it "
                               "is missing or corrupt: evaluate another trial (--trial) or rerun "
                               "this one.") from None
+
+
+class Resumable(Protocol):
+    """A training run that counts its epochs and saves and loads its whole state."""
+
+    epoch: int
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load(self, state: dict[str, Any]) -> None: ...
+
+
+def train_epochs(run: Resumable, epochs: int, one_epoch: Callable[[], dict[str, Any]], *,
+                 stopped: Callable[[], bool] = lambda: False) -> None:
+    """The loop every trainable runs: resume ``run`` from the trial's checkpoint (if Tune
+    restored one), then, until ``run.epoch`` reaches ``epochs`` (or ``stopped()``), train one
+    epoch (``one_epoch()`` returns the metrics to report) and report them with a checkpoint of
+    ``run.state()``."""
+    state = load_state()
+    if state is not None:
+        run.load(state)
+    while run.epoch < epochs and not stopped():
+        report_epoch(one_epoch(), run.state())
 
 
 def report_epoch(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spaces.options import check_range, parse_options
-from trainables.loop import load_state, report_epoch, setup_device
+from trainables.loop import setup_device, train_epochs
 from trainables.text import CorpusSettings, Vocabulary, load_sentences
 
 __all__ = ["SkipGram", "Word2VecSettings", "WordVectors", "analogy_accuracy", "train_word2vec",
@@ -413,16 +413,15 @@ def train_word2vec(config: dict[str, Any],
     if not isinstance(settings, Word2VecSettings):
         settings = parse_options(Word2VecSettings, settings or {}, "train")
     run = Word2VecRun(config, settings, setup_device())
-    state = load_state()
-    if state is not None:
-        run.load(state)
-    while run.epoch < settings.epochs:
+
+    def one_epoch() -> dict[str, Any]:
         start = time.perf_counter()
         before = run.words_done
         train_loss = run.train_epoch()
         seconds = time.perf_counter() - start
-        report_epoch({"heldout_loss": run.heldout_loss(), "train_loss": train_loss,
-                      "epoch": run.epoch, "epoch_s": seconds,
-                      "words_per_s": (run.words_done - before) / seconds,
-                      "vocab_size": len(run.vocab), **evaluate_vectors(run.vectors(), settings)},
-                     run.state())
+        return {"heldout_loss": run.heldout_loss(), "train_loss": train_loss,
+                "epoch": run.epoch, "epoch_s": seconds,
+                "words_per_s": (run.words_done - before) / seconds,
+                "vocab_size": len(run.vocab), **evaluate_vectors(run.vectors(), settings)}
+
+    train_epochs(run, settings.epochs, one_epoch)

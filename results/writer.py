@@ -13,11 +13,11 @@ Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``h
     reported (for example ``val_acc``, ``val_loss``, ``train_loss``, ``epoch_s``).
 
 Both are rewritten whole, atomically (a temporary file, then ``os.replace``; one object upload
-behind a URI, see :mod:`search.storage`), whenever a trial
+behind a URI, see :mod:`results.storage`), whenever a trial
 ends and at most every ``flush_every_s`` seconds while trials report, so a reader (or a crash)
 never sees a torn file. Rows are keyed by trial id (and iteration), so a resumed experiment that
 replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
-:func:`load_results` reads both at once.
+:func:`results.load_results` reads both at once.
 """
 
 from __future__ import annotations
@@ -28,51 +28,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from search.adapter import Status, classify, finite_metric, improves
-from search.storage import Location, is_uri
+from results.experiment import ExperimentDir, read_parquet, write_parquet
+from results.storage import Location, is_uri
+from search.outcome import Status, classify, finite_metric, improves
 
-__all__ = [
-    "ITERATIONS_FILE",
-    "SCHEMA_VERSION",
-    "SPEC_FILE",
-    "TRIALS_FILE",
-    "ResultsWriter",
-    "leaderboard",
-    "load_results",
-    "write_parquet",
-]
+__all__ = ["ResultsWriter"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
-SPEC_FILE = "hpnas.yaml"  # the validated experiment file, saved beside the results
-TRIALS_FILE = "trials.parquet"
-ITERATIONS_FILE = "iterations.parquet"
 _SKIP_KEYS = set(AUTO_RESULT_KEYS) | {
     "done", "trial_id", "experiment_tag", "should_checkpoint", "__duplicate__",
     "experiment_id",
 }
-
-
-def write_parquet(df: pd.DataFrame, path: str | Path | Location) -> None:
-    """Write ``df`` to ``path`` (a local path or URI) atomically, with the schema version in
-    the file metadata."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), b"hpnas_schema": SCHEMA_VERSION.encode()}
-    )
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    Location(path).write_bytes(sink.getvalue().to_pybytes())
-
-
-def read_parquet(path: str | Path | Location) -> pd.DataFrame:
-    return pq.read_table(pa.BufferReader(Location(path).read_bytes())).to_pandas()
 
 
 def _scalar(value: Any) -> Any:
@@ -97,10 +67,11 @@ class ResultsWriter(Callback):
         flush_every_s: rewrite the files at most this often while trials only report.
     """
 
-    def __init__(self, directory: str | Path | Location, *, metric: str, mode: str,
-                 max_epochs: int, searcher: str, param_names: tuple[str, ...] = (),
+    def __init__(self, directory: str | Path | Location | ExperimentDir, *, metric: str,
+                 mode: str, max_epochs: int, searcher: str, param_names: tuple[str, ...] = (),
                  flush_every_s: float = 10.0) -> None:
-        self.directory = Location(directory)
+        self.experiment = ExperimentDir(directory)
+        self.directory = self.experiment.location
         # Ray gives checkpoint paths without the scheme on a URI's filesystem: put it back.
         uri = self.directory.uri
         self._scheme = uri.split("://", 1)[0] + "://" if is_uri(uri) else ""
@@ -122,8 +93,8 @@ class ResultsWriter(Callback):
         self.trials.clear()
         self.iterations.clear()
         self._reconciled = False
-        trials_path = self.directory / TRIALS_FILE
-        iterations_path = self.directory / ITERATIONS_FILE
+        trials_path = self.experiment.trials_file
+        iterations_path = self.experiment.iterations_file
         if trials_path.is_file():
             for row in read_parquet(trials_path).to_dict("records"):
                 self.trials[row["trial_id"]] = row
@@ -230,11 +201,11 @@ class ResultsWriter(Callback):
         if not self._dirty:
             return
         self.directory.mkdir()
-        write_parquet(pd.DataFrame(list(self.trials.values())), self.directory / TRIALS_FILE)
+        write_parquet(pd.DataFrame(list(self.trials.values())), self.experiment.trials_file)
         iterations = pd.DataFrame(list(self.iterations.values()))
         if not iterations.empty:
             iterations = iterations.sort_values(["trial_id", "iteration"], kind="stable")
-        write_parquet(iterations, self.directory / ITERATIONS_FILE)
+        write_parquet(iterations, self.experiment.iterations_file)
         self._dirty = False
         self._last_flush = time.monotonic()
 
@@ -250,32 +221,3 @@ def _error_text(trial: Any) -> str:
             text = ""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:1000] if lines else "the trial raised an error (see Ray's trial log)"
-
-
-def load_results(directory: str | Path | Location) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(trials, iterations)`` DataFrames of one experiment directory (a path or URI)."""
-    directory = Location(directory)
-    trials_path = directory / TRIALS_FILE
-    if not trials_path.is_file():
-        raise FileNotFoundError(
-            f"{directory} has no {TRIALS_FILE}: not an hpnas experiment directory, or no trial "
-            "has finished yet."
-        )
-    iterations_path = directory / ITERATIONS_FILE
-    iterations = (read_parquet(iterations_path) if iterations_path.is_file()
-                  else pd.DataFrame(columns=["trial_id", "iteration"]))
-    return read_parquet(trials_path), iterations
-
-
-def leaderboard(trials: pd.DataFrame, *, metric: str, mode: str, top: int = 10) -> pd.DataFrame:
-    """The ``top`` non-failed trials by their best ``metric``, with their configs."""
-    best = f"best_{metric}"
-    if best not in trials.columns:
-        return pd.DataFrame()
-    ok = trials[trials["status"] != "failed"].dropna(subset=[best])
-    ok = ok.sort_values(best, ascending=mode == "min", kind="stable").head(top)
-    config_cols = [c for c in ok.columns if c.startswith("config/")]
-    extra = [c for c in ("last/params",) if c in ok.columns]
-    board = ok[["trial_id", "status", best, "epochs", "wall_s", *extra, *config_cols]].copy()
-    board.columns = [c.removeprefix("config/").removeprefix("last/") for c in board.columns]
-    return board.dropna(axis=1, how="all")

@@ -4,9 +4,9 @@ One or many experiment directories load into two DataFrames, each row tagged wit
 ``experiment`` (the directory's name) and ``searcher``, so several searches compare with a
 ``groupby``::
 
-    from search.analysis import load, best_trial, pareto_front, best_so_far
-    runs = load("results/nb201-evolution", "results/nb201-random")
-    runs.trials                    # one row per trial (see search.results for the columns)
+    from results import load, best_trial, pareto_front, best_so_far
+    runs = load("runs/nb201-evolution", "runs/nb201-random")
+    runs.trials                    # one row per trial (see results.writer for the columns)
     runs.iterations                # one row per reported epoch
     best_trial(runs.trials, "val_acc", "max")
     pareto_front(runs.trials, {"best_val_acc": "max", "last/params": "min"})
@@ -25,10 +25,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from search.results import SPEC_FILE, load_results
-from search.storage import Location
+from results.experiment import ExperimentDir, goal_of
+from results.storage import Location
 
-__all__ = ["Experiments", "best_so_far", "best_trial", "load", "pareto_front"]
+__all__ = ["Experiments", "best_so_far", "best_trial", "leaderboard", "load", "pareto_front"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _searcher_name(spec: dict, trials: pd.DataFrame) -> str:
     written = trials["searcher"].dropna() if "searcher" in trials.columns else pd.Series([])
     searcher = spec.get("searcher")
     name = str(written.iloc[0]) if len(written) else \
-        str((searcher.get("name") if isinstance(searcher, dict) else searcher) or "optuna")
+        str((searcher.get("name") if isinstance(searcher, dict) else searcher) or "unknown")
     sampler = searcher.get("sampler") if isinstance(searcher, dict) else None
     return f"{name}-{sampler}" if sampler and name == "optuna" else name
 
@@ -64,36 +64,31 @@ def load(*directories: str | Path | Location, same_goal: bool = True) -> Experim
     directions), which cannot share an axis; without it, ``metric`` and ``mode`` are the first
     experiment's.
     """
-    import yaml
-
     if not directories:
         raise ValueError("no experiment directory given")
     trials, iterations, specs = [], [], {}
     for where in directories:
-        directory = Location(where)
-        spec_path = directory / SPEC_FILE
-        if not spec_path.is_file():
-            raise FileNotFoundError(f"{directory} is not an hpnas experiment directory (no "
-                                    f"{SPEC_FILE}).")
-        spec = yaml.safe_load(spec_path.read_text()) or {}
+        directory = ExperimentDir(where)
+        spec = directory.settings()
+        goal_of(spec, directory.spec_file)
         name = str(spec.get("name") or directory.name)
         if name in specs:
             name = f"{name} ({directory})"
         specs[name] = spec
-        t, i = load_results(directory)
+        t, i = directory.load()
         searcher = _searcher_name(spec, t)
         t = t.assign(experiment=name, searcher=searcher)
         i = i.assign(experiment=name, searcher=searcher)
         trials.append(t)
         iterations.append(i)
-    goals = {(s.get("metric", "val_acc"), s.get("mode", "max")) for s in specs.values()}
+    goals = {(s["metric"], s["mode"]) for s in specs.values()}
     if len(goals) > 1 and same_goal:
         raise ValueError("the experiments optimise different goals ("
                          + ", ".join(f"{n}: {s.get('metric')} {s.get('mode')}"
                                      for n, s in specs.items())
                          + "); compare experiments that share metric and mode.")
     first = next(iter(specs.values()))
-    metric, mode = first.get("metric", "val_acc"), first.get("mode", "max")
+    metric, mode = first["metric"], first["mode"]
     front = ["experiment", "searcher"]
 
     def combine(frames: list[pd.DataFrame], key: list[str]) -> pd.DataFrame:
@@ -115,14 +110,34 @@ def load(*directories: str | Path | Location, same_goal: bool = True) -> Experim
                                             "time_total_s"]), metric, mode, specs)
 
 
-def best_trial(trials: pd.DataFrame, metric: str, mode: str) -> pd.Series:
-    """The non-failed trial with the best ``best_<metric>`` (``ValueError`` if there is none)."""
+def best_trial(trials: pd.DataFrame, metric: str, mode: str, *,
+               with_checkpoint: bool = False) -> pd.Series:
+    """The best trial: the one, not failed, with the best ``best_<metric>`` (among those with
+    a checkpoint, if ``with_checkpoint``; evaluations and pictures of "the best model" use its
+    last checkpoint). ``ValueError`` if there is none. The leaderboard's first row."""
     column = f"best_{metric}"
     ok = trials[trials["status"] != "failed"].dropna(subset=[column]) \
         if column in trials.columns else trials.iloc[0:0]
+    if with_checkpoint and not ok.empty:
+        ok = ok.dropna(subset=["checkpoint"])
     if ok.empty:
-        raise ValueError(f"no trial has a finite {metric!r} yet")
+        raise ValueError(f"no trial has a finite {metric!r}"
+                         + (" and a checkpoint" if with_checkpoint else "") + " yet")
     return ok.loc[ok[column].idxmax() if mode == "max" else ok[column].idxmin()]
+
+
+def leaderboard(trials: pd.DataFrame, *, metric: str, mode: str, top: int = 10) -> pd.DataFrame:
+    """The ``top`` non-failed trials by their best ``metric``, with their configs."""
+    best = f"best_{metric}"
+    if best not in trials.columns:
+        return pd.DataFrame()
+    ok = trials[trials["status"] != "failed"].dropna(subset=[best])
+    ok = ok.sort_values(best, ascending=mode == "min", kind="stable").head(top)
+    config_cols = [c for c in ok.columns if c.startswith("config/")]
+    extra = [c for c in ("last/params",) if c in ok.columns]
+    board = ok[["trial_id", "status", best, "epochs", "wall_s", *extra, *config_cols]].copy()
+    board.columns = [c.removeprefix("config/").removeprefix("last/") for c in board.columns]
+    return board.dropna(axis=1, how="all")
 
 
 def pareto_front(trials: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:

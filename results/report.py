@@ -23,18 +23,15 @@ import html
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from search.analysis import Experiments, best_so_far, best_trial, pareto_front
-from search.results import leaderboard
+from results.analysis import Experiments, best_so_far, best_trial, leaderboard, pareto_front
 
 __all__ = ["PLOTS", "param_importance", "render_plots", "write_report"]
 
-PLOTS = ("best_so_far_time", "best_so_far_trials", "learning_curves", "parallel_coordinates",
-         "importance", "pareto")
 STATUS_STYLE = {  # colour, alpha, line style
     "complete": ("C0", 0.9, "-"),
     "running": ("C1", 0.9, "-"),
@@ -351,16 +348,23 @@ def plot_pareto(runs: Experiments, cost: str | None = None) -> bytes:
     return _png(fig)
 
 
+# name (of the PNG file) -> (title on the page, what draws it from the runs and a cost column)
+PLOTS: dict[str, tuple[str, Callable[[Experiments, str | None], bytes]]] = {
+    "best_so_far_time": ("Best so far against wall time",
+                         lambda runs, cost: plot_best_so_far(runs, "time")),
+    "best_so_far_trials": ("Best so far against trials",
+                           lambda runs, cost: plot_best_so_far(runs, "trials")),
+    "learning_curves": ("Learning curves", lambda runs, cost: plot_learning_curves(runs)),
+    "parallel_coordinates": ("Parallel coordinates",
+                             lambda runs, cost: plot_parallel_coordinates(runs)),
+    "importance": ("Parameter importance (fANOVA)", lambda runs, cost: plot_importance(runs)),
+    "pareto": ("Pareto front", plot_pareto),
+}
+
+
 def render_plots(runs: Experiments, cost: str | None = None) -> dict[str, bytes]:
     """Every plot of the report as PNG bytes, by name (see :data:`PLOTS`)."""
-    return {
-        "best_so_far_time": plot_best_so_far(runs, "time"),
-        "best_so_far_trials": plot_best_so_far(runs, "trials"),
-        "learning_curves": plot_learning_curves(runs),
-        "parallel_coordinates": plot_parallel_coordinates(runs),
-        "importance": plot_importance(runs),
-        "pareto": plot_pareto(runs, cost),
-    }
+    return {name: draw(runs, cost) for name, (_, draw) in PLOTS.items()}
 
 
 def _summary(runs: Experiments) -> pd.DataFrame:
@@ -386,16 +390,6 @@ def _table(df: pd.DataFrame) -> str:
                       classes="table")
 
 
-TITLES = {
-    "best_so_far_time": "Best so far against wall time",
-    "best_so_far_trials": "Best so far against trials",
-    "learning_curves": "Learning curves",
-    "parallel_coordinates": "Parallel coordinates",
-    "importance": "Parameter importance (fANOVA)",
-    "pareto": "Pareto front",
-}
-
-
 def write_report(runs: Experiments, path: str | Path, *, top: int = 10,
                  cost: str | None = None, png_dir: str | Path | None = None) -> Path:
     """Write the HTML report to ``path`` (and each PNG into ``png_dir`` if given)."""
@@ -419,7 +413,7 @@ def write_report(runs: Experiments, path: str | Path, *, top: int = 10,
         board = board[["experiment", *[c for c in board.columns if c != "experiment"]]]
     running = bool((runs.trials["status"] == "running").any())
     figures = "\n".join(
-        f'<h2>{TITLES[name]}</h2>\n<img alt="{name}" src="data:image/png;base64,'
+        f'<h2>{PLOTS[name][0]}</h2>\n<img alt="{name}" src="data:image/png;base64,'
         f'{base64.b64encode(data).decode()}">' for name, data in plots.items())
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hpnas report: {html.escape(', '.join(runs.names))}</title>

@@ -13,8 +13,7 @@ a later session, or from a step before or after it in the same session.
   a later one), and never restores a "finished" flag: the searcher says so again if no budget
   is left.
 * :class:`SearcherSync`, a callback, then reconciles the limiter and the searcher with the
-  trials Tune restored (:meth:`search.adapter.SpaceSearcher.reconcile`), before the first
-  suggestion.
+  trials Tune restored (:func:`reconcile`), before the first suggestion.
 """
 
 from __future__ import annotations
@@ -28,10 +27,12 @@ import ray.cloudpickle as cloudpickle
 from ray.tune import Callback
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
-from search.adapter import ENDED, SpaceSearcher
-from search.storage import Location
+from results.storage import Location
+from search.adapter import SpaceSearcher
+from search.outcome import ENDED
 
-__all__ = ["PairedSearchGenerator", "SearcherSync", "newest_session", "restoring_from"]
+__all__ = ["PairedSearchGenerator", "SearcherSync", "newest_session", "reconcile",
+           "restoring_from"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,8 @@ class SearcherSync(Callback):
         if isinstance(alg, SearchGenerator):
             alg = alg.searcher
         if isinstance(alg, ConcurrencyLimiter):
-            learned = getattr(alg.searcher, "outcomes", {})
+            inner = alg.searcher
+            learned = inner.outcomes if isinstance(inner, SpaceSearcher) else {}
             for trial_id in list(alg.live_trials):
                 trial = known.get(trial_id)
                 if trial is None or (trial.status in ENDED and trial_id in learned):
@@ -167,4 +169,77 @@ class SearcherSync(Callback):
                     alg.num_unfinished_live_trials += 1
             alg = alg.searcher
         if isinstance(alg, SpaceSearcher):
-            alg.reconcile(trials)
+            reconcile(alg, trials)
+
+
+def _same_config(searcher: SpaceSearcher, config: dict[str, Any],
+                 trial_config: dict[str, Any] | None) -> bool:
+    given = {k: v for k, v in (trial_config or {}).items() if k in searcher.space.names}
+    return dict(config) == given
+
+
+def reconcile(searcher: SpaceSearcher, trials: list) -> None:
+    """Make a restored ``searcher`` agree with Tune's restored ``trials`` (objects with
+    ``trial_id``, ``status``, ``config`` and ``last_result``).
+
+    Tune copies the experiment snapshot and the searcher state to storage as separate files,
+    so a crash between the copies can restore a searcher a snapshot newer or older than the
+    trials:
+
+    * a live trial Tune does not know was handed out after the snapshot: its proposal is
+      abandoned (:meth:`SpaceSearcher.abandon`);
+    * a live trial Tune has already ended is completed with its last result;
+    * trials Tune has that this (older) state never handed out are replayed: the core is
+      asked once per such trial, and a proposal equal to one of their configs is tracked as
+      that trial (and learned from when it ends). Cores whose proposals follow from their
+      saved state (random search, grids and point lists, Optuna before it has learned)
+      propose them again; where learning since changed the proposals, the unmatched
+      proposals are abandoned and those trials run without the core learning from them;
+    * an errored trial that Tune runs again (``--retry-errored``) is not learned from a
+      second time (the core was told of the failure).
+
+    A trial the core does not learn from has its outcome recorded when it ends, and is not
+    replayed by a later resume. The budget spent is the number of trials Tune knows, so the
+    experiment ends with ``max_trials`` trials either way.
+    """
+    by_id = {t.trial_id: t for t in trials}
+    for trial_id in list(searcher.live):
+        trial = by_id.get(trial_id)
+        if trial is None:
+            logger.warning("%s searcher: trial %s is not in the restored experiment (it "
+                           "started after the last snapshot); abandoned.", searcher.name,
+                           trial_id)
+            searcher.abandon(searcher.live.pop(trial_id))
+        elif trial.status in ENDED:
+            searcher.on_trial_complete(trial_id, trial.last_result,
+                                       error=trial.status == "ERROR")
+    unseen = []
+    for trial in trials:
+        if trial.trial_id in searcher.live or trial.trial_id in searcher.unlearned:
+            continue
+        if trial.trial_id in searcher.outcomes:
+            if trial.status not in ENDED:  # errored, and run again
+                searcher.unlearned.add(trial.trial_id)
+            continue
+        unseen.append(trial)
+    proposals = [p for p in (searcher.strategy.ask() for _ in unseen) if p is not None]
+    for trial in unseen:
+        match = next((p for p in proposals if _same_config(searcher, p[0], trial.config)), None)
+        if match is None:
+            logger.warning("%s searcher: trial %s was handed out after the restored searcher "
+                           "state was saved, and the searcher does not propose it again; it "
+                           "runs without the searcher learning from it.", searcher.name,
+                           trial.trial_id)
+            searcher.unlearned.add(trial.trial_id)
+            if trial.status in ENDED:
+                searcher.on_trial_complete(trial.trial_id, trial.last_result,
+                                           error=trial.status == "ERROR")
+            continue
+        proposals.remove(match)
+        searcher.live[trial.trial_id] = match[1]
+        if trial.status in ENDED:
+            searcher.on_trial_complete(trial.trial_id, trial.last_result,
+                                       error=trial.status == "ERROR")
+    for proposal in proposals:
+        searcher.abandon(proposal[1])
+    searcher.suggested = len(trials)

@@ -1,0 +1,79 @@
+"""The DARTS driver: supernet searches fanned out as Ray trials, then their derived cells.
+
+``hpnas darts FILE`` runs one supernet (the ``darts`` trainable) per config of the ``darts``
+space (order, remedy, seed; a grid by default) in parallel, tabulates each derived cell with its
+NAS-Bench-201 accuracy, and can train the distinct cells for real with the ``cell_cnn``
+trainable as a second experiment (``<name>-cells``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import pandas as pd
+
+from cluster.spec import ExperimentSpec, SpecError, spec_from_mapping
+from results import ExperimentDir
+
+__all__ = ["DEFAULTS", "cells_directory", "cells_spec", "darts_spec", "derived_cells",
+           "usable_cells"]
+
+# A grid over the `darts` space's order and remedy, at one seed, each supernet run out.
+DEFAULTS: dict[str, Any] = {"trainable": "darts", "searcher": "grid", "scheduler": "fifo",
+                            "space": {"name": "darts", "overrides": {"seed": {"high": 0}}}}
+
+
+def darts_spec(data: Any, overrides: Mapping[str, Any], *, source: str) -> ExperimentSpec:
+    """The supernets' experiment: ``data`` (the file) over :data:`DEFAULTS`, with the command
+    line's ``overrides`` (``None`` values ignored); ``SpecError`` if it is not a DARTS one."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source} must be a YAML mapping of settings.")
+    spec = spec_from_mapping({**DEFAULTS, **data,
+                              **{k: v for k, v in overrides.items() if v is not None}},
+                             source=source)
+    if spec.trainable != "darts":
+        raise SpecError(f"`trainable` is {spec.trainable!r}, but `hpnas darts` runs 'darts'; "
+                        "use `hpnas run` for other trainables.")
+    return spec
+
+
+def cells_directory(spec: ExperimentSpec) -> ExperimentDir:
+    """Where the derived cells' training goes: ``<storage>/<name>-cells``."""
+    return ExperimentDir(spec.directory.with_name(f"{spec.name}-cells"))
+
+
+def derived_cells(experiment: ExperimentDir) -> pd.DataFrame | None:
+    """One row per supernet: its settings (order, remedy, seed), status and epochs, and the
+    genotype it derived last with that cell's NAS-Bench-201 accuracy; None when no supernet
+    finished an epoch."""
+    trials, iterations = experiment.load()
+    if "genotype" not in iterations.columns:
+        return None
+    last = iterations.sort_values("iteration").groupby("trial_id").tail(1)
+    table = trials.set_index("trial_id")[
+        [c for c in ("config/order", "config/remedy", "config/seed", "status", "epochs")
+         if c in trials.columns]].join(last.set_index("trial_id")[
+             [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count")
+              if c in last.columns]])
+    table.columns = [c.removeprefix("config/") for c in table.columns]
+    return table
+
+
+def usable_cells(table: pd.DataFrame) -> list[str]:
+    """The distinct genotypes of the supernets that did not fail."""
+    usable = table[(table["status"] != "failed") & table["genotype"].notna()]
+    return sorted(set(usable["genotype"]))
+
+
+def cells_spec(spec: ExperimentSpec, cells: list[str], *, epochs: int) -> ExperimentSpec:
+    """The experiment that trains each of ``cells`` (arch strings) with ``cell_cnn`` for
+    ``epochs`` epochs, on the supernets' data and channel settings."""
+    return spec_from_mapping({
+        "name": cells_directory(spec).name, "trainable": "cell_cnn",
+        "searcher": {"name": "points", "points": cells}, "scheduler": "fifo",
+        "samples": len(cells), "max_concurrent_trials": spec.max_concurrent_trials,
+        "resources": dataclasses.asdict(spec.resources), "storage": spec.storage,
+        "seed": spec.seed, "data": dataclasses.asdict(spec.settings.data),
+        "train": {"epochs": epochs, "channels": spec.settings.channels,
+                  "cells_per_stage": spec.settings.cells_per_stage}})

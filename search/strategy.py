@@ -1,0 +1,53 @@
+"""The interface of a strategy core: a Ray-free ask/tell search over a space.
+
+A core proposes configurations (:meth:`Strategy.ask`) and learns from outcomes
+(:meth:`Strategy.tell`); it knows nothing of Ray, trial ids or metric names, and always
+maximises a *score* (the metric, negated when the experiment minimises it).
+:class:`search.adapter.SpaceSearcher` adapts any core to Ray Tune's ``Searcher``.
+
+Every core takes ``(space, options, *, seed)``: ``options`` is the searcher's option record
+(a frozen dataclass that checks its own values once, when built), so the record read from an
+experiment file is the constructor's input as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable
+
+from search.outcome import Status
+
+__all__ = ["Strategy"]
+
+
+class Strategy:
+    """Base class of the strategy cores; its optional hooks have working defaults.
+
+    When each hook is called:
+
+    * ``ask()`` when Tune has room for a trial: ``(config, handle)``, or ``None`` when the core
+      has nothing to propose right now (``exhausted`` then says whether it ever will again);
+    * ``report(handle, step, score)`` for each intermediate result with a finite score;
+    * ``tell(handle, score, status)`` exactly once per handle that ran, with the final score
+      (``None`` when the trial failed);
+    * ``abandon(handle)`` instead of ``tell`` for a proposal that never ran (a resumed
+      experiment that never had that trial); the default tells the core it failed, so it
+      learns no value from it.
+    """
+
+    def ask(self) -> tuple[dict[str, Any], Hashable] | None:
+        raise NotImplementedError
+
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        """Intermediate results; the default ignores them."""
+
+    def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
+        raise NotImplementedError
+
+    def abandon(self, handle: Hashable) -> None:
+        """A proposal that never ran; by default it counts as failed."""
+        self.tell(handle, None, Status.FAILED)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once ``ask`` will never propose anything again (finite lists)."""
+        return False
