@@ -14,7 +14,9 @@ up to the one the snapshot names (newer ones were written after it and are Tune'
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -33,15 +35,23 @@ logger = logging.getLogger(__name__)
 class CheckpointJanitor(Callback):
     """Deletes checkpoints no snapshot can need any more (see the module docstring)."""
 
-    def __init__(self, directory: Location | str, *, keep_before_snapshot: int = 2) -> None:
+    def __init__(self, directory: Location | str, *, keep_before_snapshot: int = 2,
+                 snapshot_cache_s: float = 0.5) -> None:
         self.directory = Location(directory)
         self.keep = keep_before_snapshot
+        # Listing the experiment folder (a folder per trial) for every checkpoint grew with the
+        # experiment; the newest snapshot's time is read at most this often. A stamp at most
+        # this stale is still older than any later snapshot's (Tune snapshots every >= 1 s),
+        # and the two checkpoints kept before a snapshot cover the one it names.
+        self.snapshot_cache_s = snapshot_cache_s
+        self._snapshot: tuple[float, float] | None = None  # (read at, snapshot time)
         self.registered: dict[str, list[tuple[float, Any]]] = defaultdict(list)
         self.adopted = False
         self.orphans: dict[str, list[Any]] = {}  # per restored trial: checkpoints after its own
 
     def setup(self, **info: Any) -> None:
         self.adopted = False
+        self._snapshot = None
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if not self.adopted:
@@ -90,7 +100,24 @@ class CheckpointJanitor(Callback):
             logger.warning("could not delete old checkpoint %s: %s", checkpoint.path, e)
 
     def _last_snapshot(self) -> float:
-        """Modification time of the newest experiment snapshot (0 if none yet)."""
+        """Modification time of the newest experiment snapshot (0 if none yet), read at most
+        every ``snapshot_cache_s`` seconds."""
+        now = time.monotonic()
+        if self._snapshot is not None and now - self._snapshot[0] < self.snapshot_cache_s:
+            return self._snapshot[1]
+        newest = self._read_last_snapshot()
+        self._snapshot = (now, newest)
+        return newest
+
+    def _read_last_snapshot(self) -> float:
+        local = self.directory.local
+        if local is not None:  # names first, a stat only of the snapshots (a folder per trial)
+            try:
+                with os.scandir(local) as entries:
+                    return max((e.stat().st_mtime for e in entries
+                                if e.name.startswith(SNAPSHOT[0])), default=0.0)
+            except OSError:
+                return 0.0
         fs = self.directory.fs
         try:
             infos = fs.get_file_info(pafs.FileSelector(self.directory.path))
@@ -110,7 +137,8 @@ class CheckpointJanitor(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.drop_orphans(trial)
-        self.collect()
+        if self.registered:  # nothing to delete in a search whose trials never checkpoint
+            self.collect()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for trial in trials:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from typing import Sequence
 
 from cluster import cli_experiments, cli_jobs, cli_results
-from cluster.cli_common import Flags
+from cluster.cli_common import EXIT_INTERRUPTED, Flags
 
 __all__ = ["build_parser", "main"]
 
@@ -38,7 +39,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*experimental.*")
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # before a command had anything to keep (its imports, its checks)
+        print("hpnas: interrupted before anything was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `hpnas results DIR | head -1`: the reader has what it wanted
+        # Python would report the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

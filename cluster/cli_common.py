@@ -7,8 +7,8 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "Flags", "describe", "fail", "interrupted",
-           "print_leaderboard"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "Flags", "all_failed",
+           "describe", "fail", "interrupted", "positive_int", "print_leaderboard", "run_failed"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -19,9 +19,44 @@ def fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+EXIT_FAILED = 1
+
+
 def interrupted(directory: Any) -> int:
-    print(f"\nhpnas: interrupted; results so far are in {directory}", file=sys.stderr)
+    print(f"hpnas: interrupted; continue with `hpnas resume {directory}`", file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+def run_failed(message: str) -> int:
+    """The experiment ran, but failed at run time: one line, exit 1."""
+    print(f"hpnas: error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"is {value}, but must be >= 1")
+    return value
+
+
+def all_failed(directory: Any) -> str | None:
+    """When every trial of the experiment failed: a line with how many and the first error."""
+    from results import ExperimentDir
+
+    experiment = ExperimentDir(directory)
+    if not experiment.has_results():
+        return "no trial ran to its first report"
+    trials, _ = experiment.load()
+    if trials.empty or (trials["status"] != "failed").any():
+        return None
+    first = trials["error"].dropna()
+    return (f"every trial failed ({len(trials)}); the first error: "
+            f"{first.iloc[0] if len(first) else 'unknown'}")
 
 
 class Flags:
@@ -59,7 +94,7 @@ class Flags:
                                    help="seconds between progress lines (default 15)")
 
         self.top = argparse.ArgumentParser(add_help=False)
-        self.top.add_argument("--top", type=int, default=10,
+        self.top.add_argument("--top", type=positive_int, default=10,
                               help="leaderboard rows (default 10)")
 
         self.job = argparse.ArgumentParser(add_help=False)

@@ -6,7 +6,15 @@ import argparse
 import os
 from typing import Any
 
-from cluster.cli_common import Flags, describe, fail, interrupted, print_leaderboard
+from cluster.cli_common import (
+    Flags,
+    all_failed,
+    describe,
+    fail,
+    interrupted,
+    print_leaderboard,
+    run_failed,
+)
 
 __all__ = ["add_commands", "spec_from_args"]
 
@@ -32,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SpecError as e:
         return fail(str(e))
     from cluster.best import draw_best
-    from cluster.runner import run_experiment
+    from cluster.runner import RunError, run_experiment
 
     joined = args.address or os.environ.get("RAY_ADDRESS")
     print(f"hpnas: {describe(spec)}"
@@ -44,8 +52,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                                    resource_check=not args.skip_resource_check)
     except SpecError as e:
         return fail(str(e))
+    except RunError as e:
+        return run_failed(str(e))
     except KeyboardInterrupt:
         return interrupted(spec.directory)
+    failed = all_failed(directory)
+    if failed is not None:
+        return run_failed(f"{failed} (all results in {directory})")
     print_leaderboard(directory, args.top)
     drawn = draw_best(spec.experiment, spec)
     if drawn is not None:
@@ -74,7 +87,7 @@ def cmd_darts(args: argparse.Namespace) -> int:
             check_fresh(directory)
     except SpecError as e:
         return fail(str(e))
-    from cluster.runner import run_experiment
+    from cluster.runner import RunError, run_experiment
 
     print(f"hpnas darts: {spec.name}: supernets for every config of the `darts` space grid, "
           f"{spec.max_concurrent_trials} at a time", flush=True)
@@ -103,6 +116,8 @@ def cmd_darts(args: argparse.Namespace) -> int:
                                   progress_interval_s=args.progress_interval)
     except SpecError as e:
         return fail(str(e))
+    except RunError as e:
+        return run_failed(str(e))
     except KeyboardInterrupt:
         return interrupted(spec.directory)
     print_leaderboard(cell_dir, len(cells))
@@ -110,7 +125,7 @@ def cmd_darts(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from cluster.runner import resume_experiment
+    from cluster.runner import RunError, resume_experiment
     from cluster.spec import SpecError
     from results import ExperimentDir, NotAnExperiment
 
@@ -128,8 +143,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
                           resource_check=not args.skip_resource_check)
     except SpecError as e:
         return fail(str(e))
+    except RunError as e:
+        return run_failed(str(e))
     except KeyboardInterrupt:
         return interrupted(experiment)
+    failed = all_failed(experiment)
+    if failed is not None:
+        return run_failed(f"{failed} (all results in {experiment})")
     print_leaderboard(experiment, args.top)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from cluster.cli_common import Flags, fail, print_leaderboard
@@ -27,7 +28,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.best_config and args.format:
         return fail("--best-config and --format are separate exports; give one of them.")
     for flag, needs in (("iterations", "format"), ("output", "format"),
-                        ("trial", "best_config"), ("epochs", "best_config")):
+                        ("trial", "best_config"), ("epochs", "best_config"),
+                        ("force", "best_config")):
         if getattr(args, flag) and not getattr(args, needs):
             return fail(f"--{flag} goes with --{needs.replace('_', '-')}; add it, or drop "
                         f"--{flag}.")
@@ -35,6 +37,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         if args.best_config:
             experiment, trial_id = retrain_experiment(
                 experiments[0], trial_id=args.trial, epochs=args.epochs)
+            if Location(args.best_config).is_file() and not args.force:
+                return fail(f"--best-config {args.best_config} exists; pass --force to "
+                            "overwrite it, or give another file.")
             Location(args.best_config).write_text(experiment_yaml(
                 experiment, source=str(experiments[0]), trial_id=trial_id))
             space = experiment["space"]
@@ -55,6 +60,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         for experiment in experiments:
             experiment.require()
             print_leaderboard(experiment, args.top)
+    except BrokenPipeError:
+        raise  # the reader of our output went away: cli.main ends quietly
     except (FileNotFoundError, SpecError, ValueError, OSError) as e:
         return fail(str(e))
     return 0
@@ -74,6 +81,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return fail(f"--cost is {args.cost!r}, but the trials have no such column; numeric "
                     f"ones: {', '.join(numeric)}.")
     output = args.output
+    if output is not None and Path(output).is_dir():
+        return fail(f"-o is {output!r}, a folder, but must be the HTML file to write (e.g. "
+                    f"{Path(output) / 'report.html'}).")
     if output is None:
         local = experiments[0].report_file.local
         output = local if len(experiments) == 1 and local is not None else "hpnas-report.html"
@@ -131,6 +141,8 @@ def add_commands(sub: Any, flags: Flags) -> None:
     results.add_argument("--trial", help="with --best-config: this trial instead of the best")
     results.add_argument("--epochs", type=int,
                          help="with --best-config: train.epochs of the retraining run")
+    results.add_argument("--force", action="store_true",
+                         help="with --best-config: overwrite FILE if it exists")
     results.set_defaults(func=cmd_results)
 
     report = sub.add_parser(

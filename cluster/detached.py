@@ -29,8 +29,14 @@ def start_hpnas(*args: str, log: Path, env: Mapping[str, str] | None = None,
     extra = {"TUNE_GLOBAL_CHECKPOINT_S": str(snapshot_every_s)} if snapshot_every_s else {}
     return subprocess.Popen([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True,
+                            start_new_session=True, preexec_fn=_default_sigint,
                             env={**os.environ, **extra, **(env or {})})
+
+
+def _default_sigint() -> None:
+    """A process started from a background job inherits an ignored SIGINT, and Python keeps
+    ignoring it: give the run a terminal's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def signal_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:

@@ -38,6 +38,7 @@ class MetricsExporter(TrialTally):
         super().__init__(metric=metric, mode=mode, max_epochs=max_epochs)
         self.experiment = experiment
         self._metrics: dict[str, Any] | None = None
+        self._last_set = -float("inf")
 
     def _make(self) -> dict[str, Any]:
         from ray.util.metrics import Gauge, Histogram
@@ -62,8 +63,12 @@ class MetricsExporter(TrialTally):
         self.changed(ended=False)
 
     def changed(self, ended: bool) -> None:
-        if self._metrics is None:
+        # Prometheus scrapes every few seconds: setting the gauges more than twice a second
+        # would only cost the driver time.
+        now = self.clock()
+        if self._metrics is None or now - self._last_set < 0.5:
             return
+        self._last_set = now
         tags = {"experiment": self.experiment}
         m = self._metrics
         m["hpnas_trials_running"].set(len(self.running), tags=tags)
@@ -73,6 +78,10 @@ class MetricsExporter(TrialTally):
         m["hpnas_trials_failed"].set(counts[Status.FAILED], tags=tags)
         if self.best is not None:
             m["hpnas_best_metric"].set(self.best[0], tags={**tags, "metric": self.metric})
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._last_set = -float("inf")  # the final counts, whenever the last update was
+        super().on_experiment_end(trials, **info)
 
     def _end(self, trial: Any, error: bool) -> None:
         super()._end(trial, error)

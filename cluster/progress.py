@@ -27,6 +27,7 @@ class TrialTally(Callback):
         self.start = clock()
         self.running: set[str] = set()
         self.outcomes: dict[str, Status] = {}
+        self._counts = {s: 0 for s in Status}  # of outcomes, kept as they change (not recounted)
         self.best: tuple[float, str] | None = None
         self.seconds: dict[str, float] = {}
         self.adopted = False
@@ -58,7 +59,14 @@ class TrialTally(Callback):
         """Hook for subclasses."""
 
     def counts(self) -> dict[Status, int]:
-        return {s: sum(1 for o in self.outcomes.values() if o is s) for s in Status}
+        return dict(self._counts)
+
+    def _record(self, trial_id: str, outcome: Status) -> None:
+        previous = self.outcomes.get(trial_id)
+        if previous is not None:  # a retried trial ends again
+            self._counts[previous] -= 1
+        self.outcomes[trial_id] = outcome
+        self._counts[outcome] += 1
 
     def _better(self, value: float) -> bool:
         return improves(value, self.best[0] if self.best else None, self.mode)
@@ -77,8 +85,8 @@ class TrialTally(Callback):
 
     def _end(self, trial: Any, error: bool) -> None:
         self.running.discard(trial.trial_id)
-        self.outcomes[trial.trial_id] = classify(
-            trial.last_result, error=error, metric=self.metric, max_epochs=self.max_epochs)
+        self._record(trial.trial_id, classify(
+            trial.last_result, error=error, metric=self.metric, max_epochs=self.max_epochs))
         seconds = (trial.last_result or {}).get("time_total_s")
         if isinstance(seconds, (int, float)):
             self.seconds[trial.trial_id] = float(seconds)
@@ -101,7 +109,10 @@ class TrialTally(Callback):
 class ProgressPrinter(TrialTally):
     """Prints ``running/finished/pruned/failed, best so far, elapsed`` as trials move.
 
-    A line is printed when a trial ends and at most every ``interval_s`` seconds otherwise.
+    On a terminal the line is redrawn in place as trials move (at most 5 times a second);
+    elsewhere (a job's log, a file, a pipe) a line is printed at most every ``interval_s``
+    seconds, so a search of thousands of trials does not write thousands of lines. The last line
+    is printed when the experiment ends.
     """
 
     def __init__(self, *, metric: str, mode: str, max_epochs: int, interval_s: float = 15.0,
@@ -122,7 +133,18 @@ class ProgressPrinter(TrialTally):
                 f"pruned {counts[Status.PRUNED]} | failed {counts[Status.FAILED]} | {best}")
 
     def changed(self, ended: bool) -> None:
+        stream = self.stream or sys.stdout
         now = self.clock()
-        if ended or now - self.last >= self.interval_s:
-            print(self.line(), file=self.stream or sys.stdout, flush=True)
+        live = stream.isatty()
+        if now - self.last >= (0.2 if live else self.interval_s):
+            if live:
+                print(f"\r{self.line()}\033[K", end="", file=stream, flush=True)
+            else:
+                print(self.line(), file=stream, flush=True)
             self.last = now
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        super().on_experiment_end(trials, **info)
+        stream = self.stream or sys.stdout
+        print(f"\r{self.line()}\033[K" if stream.isatty() else self.line(), file=stream,
+              flush=True)

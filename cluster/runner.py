@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,7 +19,7 @@ from ray.tune.search import ConcurrencyLimiter
 from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
-from cluster.resume import PairedSearchGenerator, SearcherSync, restoring_from
+from cluster.resume import PairedSearchGenerator, SearcherSync, newest_session, restoring_from
 from cluster.spec import ExperimentSpec, SpecError, load_saved
 from results import ExperimentDir, Location
 from results.writer import ResultsWriter
@@ -35,7 +38,86 @@ TUNE_ENV = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     # A result without the metric fails that trial (our adapter), not the whole experiment.
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # Ctrl-C is hpnas's (graceful_interrupt): Tune would end the run as if it had finished.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
+
+
+class RunError(RuntimeError):
+    """The experiment ran but could not go on (a searcher that only proposes invalid
+    configs); its message is one line for the user."""
+
+
+class _TuneHints(logging.Filter):
+    """Drops Tune's own advice that does not apply to hpnas (``Tuner.restore(...)``: hpnas
+    says ``hpnas resume DIR``; the list of incomplete trials: the results table has it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "Tuner.restore" not in text and "Trials did not complete" not in text
+
+
+def _tune_listens() -> bool:
+    """Whether Tune's graceful-stop handler (SIGUSR1, installed when ``fit`` starts) is in."""
+    return signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+
+
+@contextmanager
+def graceful_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C while an experiment starts or runs: the first sets the event and asks Tune to
+    stop after saving the experiment state (Tune's own graceful stop, through its SIGUSR1
+    handler, as soon as Tune listens); a second raises ``KeyboardInterrupt`` at once. The
+    caller checks the event at safe points (before ``fit``; after it returns) and raises
+    ``KeyboardInterrupt`` there, so no half-finished step (Ray's start-up) swallows it."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def forward_when_tune_listens() -> None:
+        for _ in range(600):
+            if _tune_listens():
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+            time.sleep(0.1)
+
+    def handler(sig: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        print("\nhpnas: stopping: saving the experiment state (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+        if _tune_listens():
+            os.kill(os.getpid(), signal.SIGUSR1)
+        else:  # Tune's fit may be starting: tell it once it listens
+            threading.Thread(target=forward_when_tune_listens, daemon=True).start()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _fit(tuner: Any, interrupted: threading.Event) -> None:
+    """``tuner.fit()`` unless an interrupt came first: ``KeyboardInterrupt`` once an
+    interrupted search has saved its state, :class:`RunError` for a searcher that stalled."""
+    from search.adapter import SearchStalled
+
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+    try:
+        tuner.fit()
+    except Exception as e:  # Tune wraps what its driver loop raised
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, SearchStalled):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise RunError(str(cause)) from None
+        raise
+    if interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -53,6 +135,9 @@ def connect(address: str | None = None, *, dashboard: bool = True,
     os.environ.update(TUNE_ENV)
     # ResultGrid looks for Tune's own per-trial logs, which we turn off: Parquet replaces them.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    tune_logger = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _TuneHints) for f in tune_logger.filters):
+        tune_logger.addFilter(_TuneHints())
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
         yield ray
@@ -184,17 +269,28 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
     """Run ``spec`` to the end; returns the experiment directory (with its Parquet files).
     ``resource_check``: fail before launch when no node could hold a trial (turn it off on an
     autoscaling cluster whose GPU nodes do not exist yet)."""
-    with connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
-        nodes = _alive_nodes(ray)
-        if resource_check:
-            check_resources(spec, [n["Resources"] for n in nodes])
-        warning = storage_warning(spec.storage, {n["NodeManagerAddress"] for n in nodes})
-        if warning:
-            print(f"hpnas: warning: {warning}", file=sys.stderr, flush=True)
-        save_spec(spec, spec.directory)
-        tuner = build_tuner(spec, progress_interval_s=progress_interval_s, quiet=quiet,
-                            trainable_fn=trainable_fn)
-        tuner.fit()
+    # Saved first, so an interrupt at any moment (Ray's start-up included) leaves a directory
+    # that `hpnas resume` continues (before Tune's first snapshot: from the beginning).
+    created = not spec.directory.is_dir()
+    save_spec(spec, spec.directory)
+    try:
+        with graceful_interrupt() as interrupted, \
+                connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
+            nodes = _alive_nodes(ray)
+            if resource_check:
+                check_resources(spec, [n["Resources"] for n in nodes])
+            warning = storage_warning(spec.storage, {n["NodeManagerAddress"] for n in nodes})
+            if warning:
+                print(f"hpnas: warning: {warning}", file=sys.stderr, flush=True)
+            if interrupted.is_set():  # during Ray's start-up: nothing of Tune's written yet
+                raise KeyboardInterrupt
+            tuner = build_tuner(spec, progress_interval_s=progress_interval_s, quiet=quiet,
+                                trainable_fn=trainable_fn)
+            _fit(tuner, interrupted)
+    except SpecError:
+        if created:  # refused before anything ran: leave no directory behind
+            spec.directory.fs.delete_dir(spec.directory.path)
+        raise
     return spec.directory
 
 
@@ -213,7 +309,7 @@ def resume_experiment(directory: Location, *, address: str | None = None,
     from ray import tune
 
     spec = load_saved(directory, check_data=True)
-    if not tune.Tuner.can_restore(str(directory)):
+    if newest_session(directory) is None:
         # Killed before Tune's first snapshot: nothing to continue, so start over in place
         # (rows written so far belong to trials no snapshot knows).
         print(f"hpnas: {directory} has no experiment snapshot yet (the run was stopped in its "
@@ -221,14 +317,15 @@ def resume_experiment(directory: Location, *, address: str | None = None,
         ExperimentDir(directory).clear_results()
         return run_experiment(spec, address=address, dashboard=dashboard,
                               trainable_fn=trainable_fn, resource_check=resource_check)
-    with connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
+    with graceful_interrupt() as interrupted, \
+            connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
         if resource_check:
             check_resources(spec, [n["Resources"] for n in _alive_nodes(ray)])
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)
         with restoring_from(str(directory)):
-            tuner.fit()
+            _fit(tuner, interrupted)
     return directory
 
 

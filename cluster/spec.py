@@ -48,6 +48,7 @@ from spaces.inline import compile_space
 from spaces.options import check_range, parse_options
 from trainables import TRAINABLE_INFO
 from trainables.data import DatasetNotFound, locate
+from trainables.text import check_corpus
 
 __all__ = ["DEFAULT_STORAGE", "ExperimentSpec", "Resources", "SpecError", "load_saved",
            "load_spec", "spec_from_mapping"]
@@ -214,6 +215,7 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
     trained = (_user_trainable(data, trainable, base_dir) if is_reference(trainable)
                else _builtin_trainable(data, trainable, check_data))
     space, metric, mode = trained.space, trained.metric, trained.mode
+    _check_sampling(space)
 
     searcher, searcher_options = _named(data.get("searcher"), "searcher", "optuna")
     _choose(searcher, SEARCHERS, "searcher")
@@ -253,6 +255,8 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
                             "path or a URI such as s3://bucket/prefix.") from None
     else:
         storage = str(Path(storage).expanduser().resolve())
+        if check_data:  # on this machine; a submitted job's storage is the cluster's
+            _check_writable(storage)
 
     spec = ExperimentSpec(
         name=name, trainable=trainable, space=space, settings=trained.settings,
@@ -271,6 +275,39 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
            "searcher": data.get("searcher") or searcher,
            "scheduler": data.get("scheduler") or scheduler, **trained.saved}
     return dataclasses.replace(spec, raw=raw)
+
+
+def _check_sampling(space: Space, draws: int = 32) -> None:
+    """``SpecError`` if the space's own samples are not valid configs of it (a searcher would
+    propose nothing but invalid configs)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(draws):
+        try:
+            space.validate(space.sample(rng))
+        except ValueError as e:
+            raise SpecError(f"`space`: a random config of it is invalid ({e}); check the ranges "
+                            "and conditions.") from None
+
+
+def _check_writable(storage: str) -> None:
+    """``SpecError`` unless experiments can be written under the local folder ``storage``
+    (created if missing): it is a file, or its nearest existing folder refuses a write."""
+    import tempfile
+
+    path = Path(storage)
+    if path.exists() and not path.is_dir():
+        raise SpecError(f"`storage` is {storage!r}, which is a file, but must be a folder for "
+                        "experiment directories; give another path (default: runs).")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise SpecError(f"`storage` is {storage!r}, but {existing} is a file; give a folder.")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".hpnas-probe-").cleanup()
+    except OSError as e:
+        raise SpecError(f"`storage` is {storage!r}, but {existing} cannot be written "
+                        f"({e.strerror or e}); give a folder you can write to.") from None
 
 
 def _builtin_trainable(data: Mapping[str, Any], trainable: str, check_data: bool) -> _Trained:
@@ -295,6 +332,9 @@ def _builtin_trainable(data: Mapping[str, Any], trainable: str, check_data: bool
     metric = data.get("metric", info.metric)
     if not isinstance(metric, str) or not metric:
         raise SpecError(f"`metric` is {metric!r}, but must be a metric name such as {info.metric!r}.")
+    if info.reports and metric not in info.reports:
+        raise SpecError(f"`metric` is {metric!r}, but trainable {trainable!r} reports "
+                        f"{', '.join(info.reports)}.{closest(metric, list(info.reports))}")
     mode = data.get("mode", info.mode if metric == info.metric else None)
     if mode not in ("max", "min"):
         raise SpecError(f"`mode` is {mode!r}, but must be 'max' or 'min'.")
@@ -315,11 +355,18 @@ def _builtin_trainable(data: Mapping[str, Any], trainable: str, check_data: bool
                 data_settings, root=str(Path(data_settings.root).expanduser().resolve()))
         train["data"] = data_settings
     settings = parse_options(info.settings, train, "train")
+    needed = info.needs.get(metric)
+    if needed is not None and getattr(settings, needed, None) is None:
+        raise SpecError(f"`metric` is {metric!r}, but {trainable!r} reports it only with "
+                        f"`train.{needed}` set (the file to score against); set it, or search "
+                        f"{info.metric!r}.")
     if check_data and hasattr(settings, "data"):
         try:
             locate(settings.data)
         except DatasetNotFound as e:
             raise SpecError(str(e)) from None
+    if check_data and hasattr(settings, "corpus"):
+        check_corpus(settings.corpus)
 
     saved: dict[str, Any] = {
         "train": {k: v for k, v in dataclasses.asdict(settings).items() if k != "data"}}

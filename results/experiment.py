@@ -35,7 +35,7 @@ from spaces import Categorical, Integer, Space
 __all__ = ["SCHEMA_VERSION", "ExperimentDir", "NotAnExperiment", "config_of", "goal_of",
            "load_results", "plain", "read_parquet", "write_parquet"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: iterations.parquet is a folder of part files (1: one file)
 
 
 class NotAnExperiment(FileNotFoundError):
@@ -130,15 +130,30 @@ class ExperimentDir:
             raise NotAnExperiment(
                 f"{self} has no {self.TRIALS_FILE}: not an hpnas experiment directory, or no "
                 "trial has finished yet.")
-        iterations = (read_parquet(self.iterations_file) if self.iterations_file.is_file()
-                      else pd.DataFrame(columns=["trial_id", "iteration"]))
-        return read_parquet(self.trials_file), iterations
+        return read_parquet(self.trials_file), self.load_iterations()
+
+    def load_iterations(self) -> pd.DataFrame:
+        """The iterations table: one file (schema 1) or the parts of a folder (schema 2; a
+        row a merge had just copied is kept once)."""
+        from results.parts import PartedTable
+
+        where = self.iterations_file
+        if where.is_file():
+            return read_parquet(where)
+        table = PartedTable(where).read() if where.is_dir() else None
+        if table is None:
+            return pd.DataFrame(columns=["trial_id", "iteration"])
+        rows = table.to_pandas()
+        rows = rows.drop_duplicates(["trial_id", "iteration"], keep="last")
+        return rows.sort_values(["trial_id", "iteration"], kind="stable").reset_index(drop=True)
 
     def clear_results(self) -> None:
         """Delete the Parquet files (an experiment started over in place)."""
         for where in (self.trials_file, self.iterations_file):
             if where.is_file():
                 where.fs.delete_file(where.path)
+            elif where.is_dir():
+                where.fs.delete_dir(where.path)
 
 
 def load_results(directory: str | os.PathLike | Location | ExperimentDir

@@ -40,6 +40,25 @@ STATUS_STYLE = {  # colour, alpha, line style
 }
 
 
+MAX_DRAWN = 300  # curves or lines per plot; past it, the best and a seeded random sample
+MAX_FANOVA = 2000  # complete trials fANOVA's forest is fitted on (a seeded sample past it)
+
+
+def drawn_trials(trials: pd.DataFrame, metric: str, mode: str, limit: int = MAX_DRAWN
+                 ) -> tuple[pd.DataFrame, str]:
+    """At most ``limit`` trials to draw: all of them, or the ``limit // 6`` best by
+    ``best_<metric>`` and a seeded random sample of the others; and a note saying which."""
+    if len(trials) <= limit:
+        return trials, ""
+    column = f"best_{metric}"
+    ranked = trials.sort_values(column, ascending=mode == "min", na_position="last",
+                                kind="stable") if column in trials.columns else trials
+    best = ranked.head(limit // 6)
+    rest = ranked.iloc[limit // 6:].sample(n=limit - len(best), random_state=0)
+    return (pd.concat([rest, best]),
+            f" ({limit} of {len(trials)} trials drawn: the {len(best)} best and a random sample)")
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -110,6 +129,11 @@ def plot_learning_curves(runs: Experiments) -> bytes:
             _empty(ax, "no epoch reported yet")
             continue
         drawn = set()
+        shown, note = drawn_trials(runs.trials[runs.trials["experiment"] == name], runs.metric,
+                                   runs.mode)
+        if note:
+            mine = mine[mine["trial_id"].isin(shown["trial_id"])]
+            ax.set_title(_label(runs, name) + note.replace(" (", "\n("), fontsize=9)
         # Faded (pruned, failed) first, so the complete and running trials are drawn on top.
         order = sorted(mine.groupby("trial_id", sort=False),
                        key=lambda kv: status.get((name, kv[0]), "running") in ("complete",
@@ -195,6 +219,8 @@ def plot_parallel_coordinates(runs: Experiments) -> bytes:
     if ok.empty or not params:
         _empty(ax, "no finished trial with varying parameters yet")
         return _png(fig)
+    total = len(ok)
+    ok, note = drawn_trials(ok, runs.metric, runs.mode)
     values = ok[column].to_numpy(dtype=float)
     norm = plt.Normalize(values.min(), values.max() if values.max() > values.min()
                          else values.min() + 1e-9)
@@ -217,7 +243,8 @@ def plot_parallel_coordinates(runs: Experiments) -> bytes:
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=f"best {runs.metric}")
     left_out = [n for n in runs.names if n not in names]
-    ax.set_title(f"Parallel coordinates: {len(ok)} trials coloured by best {runs.metric}"
+    ax.set_title(f"Parallel coordinates: {total} trials coloured by best {runs.metric}"
+                 + (f"\n{note.strip()}" if note else "")
                  + (f"\n(space of {names[0]}; not shown: {', '.join(left_out)})" if left_out
                     else ""), fontsize=10)
     return _png(fig)
@@ -244,6 +271,8 @@ def param_importance(trials: pd.DataFrame, metric: str, mode: str, *,
         raise ValueError("no searched parameter varies across the complete trials")
     if done[column].astype(float).nunique() < 2:
         raise ValueError(f"every complete trial has the same {metric}; nothing to explain")
+    if len(done) > MAX_FANOVA:  # the forest's cost grows with the trials; a sample ranks alike
+        done = done.sample(n=MAX_FANOVA, random_state=seed)
     distributions: dict[str, Any] = {}
     columns: dict[str, list] = {}
     for p in params:

@@ -8,13 +8,17 @@ Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``h
     ``last_<metric>``, ``epochs`` (reports made), ``wall_s`` (trial seconds), ``error`` (text of
     the failure or null), ``checkpoint`` (path of the last checkpoint or null), and ``last/<key>``
     for every other metric the trial last reported.
-``iterations.parquet``
+``iterations.parquet/`` (a folder of part files since schema 2; a file before)
     ``trial_id``, ``iteration``, ``time_total_s``, ``timestamp`` and every key the trainable
     reported (for example ``val_acc``, ``val_loss``, ``train_loss``, ``epoch_s``).
 
-Both are rewritten whole, atomically (a temporary file, then ``os.replace``; one object upload
-behind a URI, see :mod:`results.storage`), whenever a trial
-ends and at most every ``flush_every_s`` seconds while trials report, so a reader (or a crash)
+``trials.parquet`` is rewritten whole and atomically (a temporary file, then ``os.replace``; one
+object upload behind a URI, see :mod:`results.storage`); the new iteration rows are appended as
+one more part file (:class:`results.parts.PartedTable`), so the rows written before are never
+rewritten (bar a merge every :data:`results.parts.MAX_PARTS` parts). A flush happens when a trial
+ends (past :data:`THROTTLE_AFTER_TRIALS` trials, at most once per 20 times the last flush took,
+so writing stays a small share of the driver's time however many trials there are; a pending one
+is written at a later step of Tune's loop) and at most every ``flush_every_s`` seconds while trials only report; a reader (or a crash)
 never sees a torn file. Rows are keyed by trial id (and iteration), so a resumed experiment that
 replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
 :func:`results.load_results` reads both at once.
@@ -28,10 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from results.experiment import ExperimentDir, read_parquet, write_parquet
+from results.experiment import SCHEMA_VERSION, ExperimentDir, read_parquet, write_parquet
+from results.parts import PartedTable
 from results.storage import Location, is_uri
 from search.outcome import Status, classify, finite_metric, improves
 
@@ -39,6 +46,7 @@ __all__ = ["ResultsWriter"]
 
 logger = logging.getLogger(__name__)
 
+THROTTLE_AFTER_TRIALS = 200  # below it every ended trial is written at once (cheap anyway)
 _SKIP_KEYS = set(AUTO_RESULT_KEYS) | {
     "done", "trial_id", "experiment_tag", "should_checkpoint", "__duplicate__",
     "experiment_id",
@@ -82,25 +90,38 @@ class ResultsWriter(Callback):
         self.param_names = param_names
         self.flush_every_s = flush_every_s
         self.trials: dict[str, dict[str, Any]] = {}
-        self.iterations: dict[tuple[str, int], dict[str, Any]] = {}
+        self.pending: list[dict[str, Any]] = []  # iteration rows not written yet
+        self.written: set[tuple[str, int]] = set()  # (trial, iteration) of every row so far
+        self.iterations = PartedTable(self.experiment.iterations_file,
+                                      metadata={b"hpnas_schema": SCHEMA_VERSION.encode()})
         self._last_flush = 0.0
+        self._flush_s = 0.0  # how long the last flush took
         self._dirty = False
+        self._ended = False  # a trial ended since the last flush
         self._reconciled = False
 
     def setup(self, **info: Any) -> None:
         """Called by Tune at the start of every ``fit``, a restored one included: start from
         the files the experiment has so far, so a resume neither loses nor repeats rows."""
         self.trials.clear()
-        self.iterations.clear()
+        self.pending.clear()
+        self.written.clear()
         self._reconciled = False
         trials_path = self.experiment.trials_file
-        iterations_path = self.experiment.iterations_file
         if trials_path.is_file():
             for row in read_parquet(trials_path).to_dict("records"):
                 self.trials[row["trial_id"]] = row
-        if iterations_path.is_file():
-            for row in read_parquet(iterations_path).to_dict("records"):
-                self.iterations[(row["trial_id"], int(row["iteration"]))] = row
+        old = self.experiment.iterations_file
+        if old.is_file():  # schema 1 kept the iterations in one file: they become the first part
+            rows = read_parquet(old)
+            old.fs.delete_file(old.path)
+            self.iterations.open()
+            self.iterations.append(pa.Table.from_pandas(rows, preserve_index=False))
+        self.iterations.open()
+        keys = self.iterations.read(["trial_id", "iteration"])
+        if keys is not None:
+            self.written = set(zip(keys.column("trial_id").to_pylist(),
+                                   (int(i) for i in keys.column("iteration").to_pylist())))
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if not self._reconciled:
@@ -120,8 +141,13 @@ class ResultsWriter(Callback):
                        "run again as new trials: %s", len(orphans), ", ".join(sorted(orphans)))
         for tid in orphans:
             del self.trials[tid]
-        for key in [k for k in self.iterations if k[0] in orphans]:
-            del self.iterations[key]
+        self.pending = [r for r in self.pending if r["trial_id"] not in orphans]
+        self.written = {k for k in self.written if k[0] not in orphans}
+        rows = self.iterations.read()
+        if rows is not None:  # the one rewrite of old rows: taking the orphans' out
+            keep = pc.invert(pc.is_in(rows.column("trial_id"),
+                                      value_set=pa.array(sorted(orphans))))
+            self.iterations.rewrite(rows.filter(keep))
         self._dirty = True
         self.flush()
 
@@ -149,7 +175,9 @@ class ResultsWriter(Callback):
         for key, value in result.items():
             if key not in _SKIP_KEYS and not isinstance(value, dict):
                 it[key] = _scalar(value)
-        self.iterations[(trial.trial_id, step)] = it
+        if (trial.trial_id, step) not in self.written:  # a resumed trial may report it again
+            self.written.add((trial.trial_id, step))
+            self.pending.append(it)
         value = finite_metric(result, self.metric)
         if value is not None:
             row[f"last_{self.metric}"] = value
@@ -177,8 +205,20 @@ class ResultsWriter(Callback):
             row["error"] = f"metric {self.metric!r} was missing or not finite"
         path = getattr(getattr(trial, "checkpoint", None), "path", None)
         row["checkpoint"] = f"{self._scheme}{path}" if path and self._scheme else path
-        self._dirty = True
-        self.flush()
+        self._dirty = self._ended = True
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        """Flush an ended trial's rows now; past :data:`THROTTLE_AFTER_TRIALS` trials, only
+        if the last flush was 20 of its durations ago or more (else a later step of Tune's loop
+        does it)."""
+        due = len(self.trials) <= THROTTLE_AFTER_TRIALS or \
+            time.monotonic() - self._last_flush >= 20 * self._flush_s
+        if self._ended and due:
+            self.flush()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._flush_if_due()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, error=False)
@@ -195,19 +235,22 @@ class ResultsWriter(Callback):
             if row is not None and row["status"] == "running":
                 self._finish(trial, error=trial.status == "ERROR")
         self.flush()
+        self.iterations.compact()
 
     def flush(self) -> None:
-        """Rewrite both files atomically if anything changed."""
+        """Write the trials file and append the new iteration rows, if anything changed."""
         if not self._dirty:
             return
+        start = time.monotonic()
         self.directory.mkdir()
+        if self.pending:  # the iterations first: a trials row never names rows not written
+            self.iterations.append(pa.Table.from_pandas(pd.DataFrame(self.pending),
+                                                        preserve_index=False))
+            self.pending = []
         write_parquet(pd.DataFrame(list(self.trials.values())), self.experiment.trials_file)
-        iterations = pd.DataFrame(list(self.iterations.values()))
-        if not iterations.empty:
-            iterations = iterations.sort_values(["trial_id", "iteration"], kind="stable")
-        write_parquet(iterations, self.experiment.iterations_file)
-        self._dirty = False
+        self._dirty = self._ended = False
         self._last_flush = time.monotonic()
+        self._flush_s = self._last_flush - start
 
 
 def _error_text(trial: Any) -> str:

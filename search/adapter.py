@@ -29,9 +29,15 @@ from search.outcome import TRAINING_ITERATION, Status, classify, finite_metric
 from search.strategy import Strategy
 from spaces import Space
 
-__all__ = ["SpaceSearcher"]
+__all__ = ["MAX_INVALID_IN_A_ROW", "SearchStalled", "SpaceSearcher"]
 
 logger = logging.getLogger(__name__)
+
+MAX_INVALID_IN_A_ROW = 100  # then the search stops with one line instead of asking forever
+
+
+class SearchStalled(RuntimeError):
+    """A searcher that only proposes invalid configs; its message is one line for the user."""
 
 
 class SpaceSearcher(Searcher):
@@ -70,6 +76,7 @@ class SpaceSearcher(Searcher):
         self.live: dict[str, Hashable] = {}
         self.outcomes: dict[str, Status] = {}
         self.unlearned: set[str] = set()  # restored trials the core does not learn from
+        self.invalid_in_a_row = 0
         self._warned_unknown = False
 
     def set_search_properties(
@@ -94,9 +101,18 @@ class SpaceSearcher(Searcher):
         try:
             self.space.validate(config)
         except ValueError as e:
-            logger.warning("%s searcher proposed an invalid config (%s); skipped.", self.name, e)
             self.strategy.tell(handle, None, Status.FAILED)
+            self.invalid_in_a_row += 1
+            if self.invalid_in_a_row >= MAX_INVALID_IN_A_ROW:
+                raise SearchStalled(
+                    f"the {self.name} searcher proposed {self.invalid_in_a_row} invalid configs "
+                    f"in a row (the last: {e}); the space cannot be searched as given: check its "
+                    "ranges and conditions.") from None
+            if self.invalid_in_a_row == 1:
+                logger.warning("%s searcher proposed an invalid config (%s); skipped.",
+                               self.name, e)
             return None
+        self.invalid_in_a_row = 0
         self.live[trial_id] = handle
         self.suggested += 1
         return dict(config)

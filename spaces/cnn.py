@@ -27,12 +27,12 @@ def cifar_cnn_space() -> Space:
     for i in range(MAX_CONV_LAYERS):
         # Layer i exists when there are at least i + 1 conv layers; layer 0 always exists.
         cond = Condition("num_conv_layers", ">=", i + 1) if i else None
-        params.append(Integer(f"num_filter_{i}", 40, 64, step=8, condition=cond))
+        params.append(Integer(f"num_filter_{i}", 40, 64, step=8, condition=cond, minimum=1))
     for i in range(MAX_FC_LAYERS - 1):
         # Hidden linear layer i exists when there are at least i + 2 linear layers.
         params.append(
             Integer(f"num_neurons_{i}", 32, 64, step=16,
-                    condition=Condition("num_fc_layers", ">=", i + 2))
+                    condition=Condition("num_fc_layers", ">=", i + 2), minimum=1)
         )
     params += [
         Categorical("optimizer", ("Adam", "RMSprop", "SGD")),

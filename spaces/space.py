@@ -132,8 +132,12 @@ class Integer:
     high: int
     step: int = 1
     condition: Condition | None = None
+    minimum: int | None = None  # the smallest value the trainable accepts (overrides stop there)
 
     def __post_init__(self) -> None:
+        if self.minimum is not None and self.low < self.minimum:
+            raise ValueError(f"`{self.name}.low` is {self.low}, but must be >= {self.minimum} "
+                             "(the model cannot be built with less).")
         for attr in ("low", "high", "step"):
             value = getattr(self, attr)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -205,8 +209,11 @@ class Float:
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.log:
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        return float(rng.uniform(self.low, self.high))
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = rng.uniform(self.low, self.high)
+        # exp(log(x)) can land a rounding step outside [low, high] (0.005 -> 0.005000000000000002)
+        return float(min(max(value, self.low), self.high))
 
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):

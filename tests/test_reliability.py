@@ -187,7 +187,7 @@ def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
 
     from cluster.checkpoints import CheckpointJanitor
 
-    janitor = CheckpointJanitor(tmp_path)
+    janitor = CheckpointJanitor(tmp_path, snapshot_cache_s=0)  # the test moves time itself
     trial = SimpleNamespace(trial_id="t")
     snapshot = tmp_path / "experiment_state-x.json"
     made = []
@@ -233,7 +233,7 @@ def test_a_resumed_janitor_adopts_the_checkpoints_left_before_the_crash(tmp_path
     # The snapshot names checkpoint 3; 4 and 5 were written after it, before the crash.
     trial = SimpleNamespace(trial_id="t", status="RUNNING", checkpoint=Checkpoint(
         str(made[3]), filesystem=pafs.LocalFileSystem()))
-    janitor = CheckpointJanitor(tmp_path)
+    janitor = CheckpointJanitor(tmp_path, snapshot_cache_s=0)  # the test moves time itself
     janitor.setup()
     janitor.on_step_begin(0, [trial])
     assert all(p.exists() for p in made)  # no snapshot of this run yet

@@ -70,9 +70,63 @@ def test_rows_statuses_and_columns(tmp_path):
 
 def test_schema_version_in_metadata(tmp_path):
     _run_three(_writer(tmp_path), tmp_path)
-    for name in (TRIALS_FILE, ITERATIONS_FILE):
-        meta = pq.read_schema(tmp_path / name).metadata
-        assert meta[b"hpnas_schema"] == SCHEMA_VERSION.encode()
+    files = [tmp_path / TRIALS_FILE, *sorted((tmp_path / ITERATIONS_FILE).glob("part-*"))]
+    assert len(files) >= 3  # the trials file, the schema head and at least one part
+    for path in files:
+        meta = pq.read_schema(path).metadata
+        assert meta[b"hpnas_schema"] == SCHEMA_VERSION.encode() == b"2"
+
+
+def test_many_flushes_never_rewrite_the_rows_before_them(tmp_path):
+    """Each flush appends the new iteration rows as one part file; the parts written before
+    stay as they were (until a merge every MAX_PARTS parts), and pd.read_parquet reads the
+    folder whole, every column of every part."""
+    from results.parts import MAX_PARTS
+
+    writer = _writer(tmp_path)
+    folder = tmp_path / ITERATIONS_FILE
+    stamps: dict[str, int] = {}
+    ran = []
+    for i in range(MAX_PARTS - 2):
+        t = _trial(f"t{i}", {"depth": 1, "lr": 0.1})
+        ran.append(t)
+        _report(writer, t, 1, i / 100)
+        if i == 5:  # a metric only later trials report: a new column
+            writer.on_trial_result(2, [], t, {**t.last_result, "extra": 1.5,
+                                              "training_iteration": 2})
+        writer.on_trial_complete(1, [], t)
+        for part in folder.glob("part-*.parquet"):
+            stamps.setdefault(part.name, part.stat().st_mtime_ns)
+    first = sorted(p.name for p in folder.glob("part-*.parquet"))[1]
+    assert (folder / first).stat().st_mtime_ns == stamps[first]  # never written again
+    assert len(list(folder.glob("part-*.parquet"))) == MAX_PARTS - 1  # head + a part a flush
+    rows = pd.read_parquet(folder)
+    assert len(rows) == MAX_PARTS - 1 and rows["extra"].notna().sum() == 1
+    writer.on_experiment_end(ran)  # the end merges the parts
+    assert len(list(folder.glob("part-*.parquet"))) == 2
+    trials, iterations = load_results(tmp_path)
+    assert len(iterations) == MAX_PARTS - 1 and len(trials) == MAX_PARTS - 2
+
+
+def test_an_experiment_of_the_old_layout_is_read_and_resumed(tmp_path):
+    """Schema 1 wrote iterations.parquet as one file: it is read as it is, and a resumed
+    writer turns it into the first part of the folder."""
+    from results import write_parquet
+
+    write_parquet(pd.DataFrame([{"trial_id": "a", "status": "complete", "best_val_acc": 0.5}]),
+                  tmp_path / TRIALS_FILE)
+    write_parquet(pd.DataFrame([{"trial_id": "a", "iteration": 1, "val_acc": 0.5}]),
+                  tmp_path / ITERATIONS_FILE)
+    _, iterations = load_results(tmp_path)
+    assert list(iterations["val_acc"]) == [0.5]
+    resumed = _writer(tmp_path)
+    b = _trial("b", {"depth": 1, "lr": 0.2})
+    _report(resumed, b, 1, 0.25)
+    resumed.on_trial_complete(1, [], b)
+    assert (tmp_path / ITERATIONS_FILE).is_dir()
+    trials, iterations = load_results(tmp_path)
+    assert sorted(trials["trial_id"]) == ["a", "b"]
+    assert sorted(iterations["trial_id"]) == ["a", "b"]
 
 
 def test_resumed_writer_never_duplicates(tmp_path):

@@ -204,6 +204,28 @@ def test_invalid_proposal_is_skipped_not_fatal(name, space, monkeypatch):
     assert isinstance(searcher.suggest("b"), dict)
 
 
+def test_a_searcher_that_only_proposes_invalid_configs_stops_with_one_line(monkeypatch):
+    """No retrying without bound (a one-value float range once looped forever)."""
+    from search.adapter import MAX_INVALID_IN_A_ROW, SearchStalled
+
+    searcher = _make("random")
+    monkeypatch.setattr(searcher.strategy, "ask", lambda: ({"bogus": 1}, "h"))
+    for i in range(MAX_INVALID_IN_A_ROW - 1):
+        assert searcher.suggest(f"t{i}") is None
+    with pytest.raises(SearchStalled, match="invalid configs in a row") as info:
+        searcher.suggest("last")
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_one_value_range_samples_that_value():
+    space = get_space("cifar_cnn").with_overrides({"lr": {"low": 0.005, "high": 0.005}})
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        config = space.sample(rng)
+        assert config["lr"] == 0.005
+        space.validate(config)
+
+
 def test_min_mode_is_negated_for_the_core():
     searcher = make_searcher("optuna", space=get_space("cifar_cnn"), metric="loss",
                              mode="min", seed=0, max_epochs=1)

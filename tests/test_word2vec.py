@@ -181,3 +181,15 @@ def test_hand_written_step_equals_autograd_and_sgd(tmp_path):
     assert float(loss) == pytest.approx(float(expected))
     assert torch.allclose(run.model.inp.weight, reference.inp.weight, atol=1e-6)
     assert torch.allclose(run.model.out.weight, reference.out.weight, atol=1e-6)
+
+
+def test_heldout_loss_compares_configs_fairly(tmp_path):
+    """The default search metric does not depend on the trial's own `negatives` or `window`:
+    the same vectors score the same (the loss used to sum the trial's own noise terms, so
+    negatives=2 scored 2.1 and negatives=10 scored 3.5 with everything else fixed)."""
+    few = _run(tmp_path, negatives=2, window=2)
+    many = _run(tmp_path, negatives=10, window=8)
+    many.model.load_state_dict(few.model.state_dict())
+    assert few.heldout_loss() == pytest.approx(many.heldout_loss(), rel=1e-6)
+    few.train_epoch()
+    assert few.heldout_loss() != pytest.approx(many.heldout_loss(), rel=1e-3)

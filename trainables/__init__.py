@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from trainables import metrics
@@ -29,16 +29,30 @@ class TrainableInfo:
     also_spaces: tuple[str, ...] = ()  # other spaces whose configs it accepts
     # (config, settings, checkpoint dir, PNG path) -> path: a picture of the best trial's model
     render: Callable[[dict[str, Any], Any, str, str], Any] | None = None
+    reports: tuple[str, ...] = ()  # the metrics it reports every epoch (a search may use any)
+    # metric -> the setting (a file) without which it is never reported
+    needs: dict[str, str] = field(default_factory=dict)
 
+
+_CLASSIFIER = (metrics.VAL_ACC, metrics.VAL_LOSS, metrics.TRAIN_LOSS, metrics.EPOCH,
+               metrics.EPOCH_S, metrics.PARAMS, metrics.LR)
 
 TRAINABLE_INFO: dict[str, TrainableInfo] = {
     "cifar_cnn": TrainableInfo(train_cnn, CnnSettings, "cifar_cnn", metrics.VAL_ACC, "max",
-                               evaluate_cnn, also_spaces=("cifar_cnn_res",)),
+                               evaluate_cnn, also_spaces=("cifar_cnn_res",), reports=_CLASSIFIER),
     "cell_cnn": TrainableInfo(train_cell_cnn, CellCnnSettings, "nb201", metrics.VAL_ACC, "max",
-                              evaluate_cell_cnn),
-    "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max"),
-    "darts": TrainableInfo(train_darts, DartsSettings, "darts", metrics.VAL_ACC, "max"),
-    "gan": TrainableInfo(train_gan, GanSettings, "gan", "fd", "min", render=render_gan),
+                              evaluate_cell_cnn, reports=_CLASSIFIER),
+    "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max",
+                           reports=(metrics.VAL_ACC, "train_time_s", "latency_s", "params_mb",
+                                    metrics.EPOCH)),
+    "darts": TrainableInfo(train_darts, DartsSettings, "darts", metrics.VAL_ACC, "max",
+                           reports=(*_CLASSIFIER[:5], "nb201_val_acc", "skip_count", "beta")),
+    "gan": TrainableInfo(train_gan, GanSettings, "gan", "fd", "min", render=render_gan,
+                         reports=("fd", "cond_acc", "loss_d", "loss_g", metrics.EPOCH,
+                                  metrics.EPOCH_S)),
     "word2vec": TrainableInfo(train_word2vec, Word2VecSettings, "word2vec", "heldout_loss",
-                              "min"),
+                              "min", reports=("heldout_loss", "wordsim", "analogy_acc",
+                                              "train_loss", "words_per_s", metrics.EPOCH,
+                                              metrics.EPOCH_S),
+                              needs={"wordsim": "wordsim", "analogy_acc": "analogies"}),
 }

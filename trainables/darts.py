@@ -302,7 +302,8 @@ def _lookup(settings: DartsSettings, arch: str) -> dict[str, float]:
     from spaces.tables import load_nb201
 
     table = load_nb201(settings.nb201_dataset)
-    return {"nb201_val_acc": table.mean_val_acc(nb201_space().from_arch(arch))}
+    # In [0, 1], as every accuracy hpnas reports (the table publishes percent).
+    return {"nb201_val_acc": table.mean_val_acc(nb201_space().from_arch(arch)) / 100}
 
 
 def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings | None = None

@@ -103,21 +103,23 @@ class DataSettings:
     name: DatasetName = "cifar100"
     root: str | None = None  # folder with the files; None: $HPNAS_DATA, system dirs, cache
     download: bool = False  # let torchvision download (needs internet)
-    train_size: int | None = None  # use this many training images (None: all but validation)
+    train_size: int | float | None = None  # training images: a count, or a fraction if < 1 of
+    # what the validation split leaves (None: all of it)
     val_size: int | float = 0.1  # held out of the train split: a count, or a fraction if < 1
     test_size: int | None = None  # evaluate the final model on this many test images
     split_seed: int = 0  # the train/validation split is the same for every trial
 
     def __post_init__(self) -> None:
-        check_range("train_size", self.train_size, low=1)
         check_range("test_size", self.test_size, low=1)
-        if isinstance(self.val_size, float):
-            check_range("val_size", self.val_size, low=0, low_open=True)
-            if self.val_size >= 1:
-                raise ValueError(f"`val_size` is {self.val_size}, but as a fraction must be < 1 "
-                                 "(or give a count of images).")
-        else:
-            check_range("val_size", self.val_size, low=1)
+        for name in ("train_size", "val_size"):
+            value = getattr(self, name)
+            if isinstance(value, float):
+                check_range(name, value, low=0, low_open=True)
+                if value >= 1:
+                    raise ValueError(f"`{name}` is {value}, but as a fraction must be < 1 (or "
+                                     "give a count of images).")
+            else:
+                check_range(name, value, low=1)
 
     @property
     def info(self) -> DatasetInfo:
@@ -292,7 +294,9 @@ def load_splits(settings: DataSettings, device: str = "cpu") -> TensorSplits:
     perm = torch.from_numpy(np.random.default_rng(settings.split_seed).permutation(n))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     if settings.train_size is not None:
-        train_idx = train_idx[: settings.train_size]
+        n_train = settings.train_size if isinstance(settings.train_size, int) else max(
+            1, round(len(train_idx) * settings.train_size))
+        train_idx = train_idx[:n_train]
     x_train = x[train_idx].float() / 255.0
     mean = x_train.mean(dim=(0, 2, 3))
     std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-6)

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from spaces.options import check_range
+from spaces.space import closest
 
-__all__ = ["CorpusSettings", "Vocabulary", "load_sentences", "tokenizer"]
+__all__ = ["CorpusSettings", "Vocabulary", "check_corpus", "load_sentences", "nltk_corpora",
+           "tokenizer"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,33 @@ class CorpusSettings:
         for f in self.files:
             if not isinstance(f, str) or not Path(f).expanduser().exists():
                 raise ValueError(f"`corpus.files` names {f!r}, which does not exist.")
+        known = nltk_corpora()
+        for name in self.nltk:
+            if name not in known:
+                raise ValueError(f"`corpus.nltk` names {name!r}, which is not an NLTK corpus."
+                                 f"{closest(str(name), known)}")
         check_range("heldout_fraction", self.heldout_fraction, low=0, high=0.5)
+
+
+def nltk_corpora() -> list[str]:
+    """The corpus names NLTK knows (whether or not their data is installed)."""
+    import importlib
+
+    corpus = importlib.import_module("nltk.corpus")  # the module itself, not nltk's lazy proxy
+    return [n for n, v in vars(corpus).items() if "LazyCorpusLoader" in type(v).__name__]
+
+
+def check_corpus(settings: CorpusSettings) -> None:
+    """``ValueError`` naming an NLTK corpus whose data is not installed (before any trial)."""
+    import nltk.data
+
+    for name in settings.nltk:
+        try:
+            nltk.data.find(f"corpora/{name}")
+        except LookupError:
+            raise ValueError(f"NLTK corpus {name!r} is not installed under NLTK_DATA="
+                             f"{os.environ.get('NLTK_DATA')!r}; point NLTK_DATA at a folder "
+                             f"holding corpora/{name}.zip.") from None
 
 
 def _file_paths(entries: Iterable[str]) -> list[Path]:

@@ -193,6 +193,10 @@ class Word2VecSettings:
                 raise ValueError(f"`{name}` is {value!r}, which is not a file.")
 
 
+# The held-out loss (the default search metric) is measured the same way for every config.
+HELDOUT_WINDOW = 5
+HELDOUT_NEGATIVES = 5
+
 DEFAULT_CONFIG = {"dim": 100, "window": 5, "negatives": 5, "lr": 0.025, "subsample": 1e-3,
                   "min_count": 5, "batch_size": 1024}
 
@@ -240,8 +244,9 @@ class Word2VecRun:
         return (torch.tensor(ids, dtype=torch.int64, device=self.device),
                 torch.tensor(sent, dtype=torch.int64, device=self.device))
 
-    def _negatives(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        k = int(self.config["negatives"])
+    def _negatives(self, n: int, generator: torch.Generator | None = None,
+                   k: int | None = None) -> torch.Tensor:
+        k = int(self.config["negatives"]) if k is None else k
         draws = torch.randint(len(self.noise_table), (n * k,),
                               generator=generator or self.generator)
         return self.noise_table.index_select(0, draws.to(self.device)).view(n, k)
@@ -364,21 +369,26 @@ class Word2VecRun:
         return sum(totals, torch.zeros(()))
 
     @torch.no_grad()
+    @torch.no_grad()
     def heldout_loss(self) -> float:
-        """Mean loss per pair on held-out sentences (fixed window and negatives)."""
+        """Mean loss per pair on held-out sentences, with the same pairs (window
+        :data:`HELDOUT_WINDOW`) and the same number of noise words (:data:`HELDOUT_NEGATIVES`)
+        for every config, so configs compare fairly: the trial's own ``window`` and
+        ``negatives`` would change what is summed (more negatives, more terms, a larger loss
+        whatever the vectors' quality)."""
         if len(self.held_ids) < 2:
             return float("nan")
         gen = torch.Generator().manual_seed(12345)
-        centre, context = make_pairs(self.held_ids, self.held_sentence,
-                                     int(self.config["window"]), gen)
-        saved = self.generator
-        self.generator = gen
-        try:
-            loss = sum(float(self.loss(centre[i:i + 8192], context[i:i + 8192]))
-                       for i in range(0, len(centre), 8192))
-        finally:
-            self.generator = saved
-        return loss / max(1, len(centre))
+        centre, context = make_pairs(self.held_ids, self.held_sentence, HELDOUT_WINDOW, gen)
+        total = 0.0
+        for i in range(0, len(centre), 8192):
+            c, o = centre[i:i + 8192], context[i:i + 8192]
+            if self.settings.loss == "softmax":
+                total += float(self.model.softmax_loss(c, o))
+            else:
+                total += float(self.model.ns_loss(
+                    c, o, self._negatives(len(c), gen, k=HELDOUT_NEGATIVES)))
+        return total / max(1, len(centre))
 
     def vectors(self) -> WordVectors:
         return WordVectors(self.vocab.words, self.model.inp.weight.detach().cpu().numpy())

@@ -1,0 +1,89 @@
+"""Bookkeeping that stays flat as an experiment grows: the progress line off a terminal, the
+report's plots of thousands of trials, the checkpoint clean-up's reads of the folder."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from cluster.progress import ProgressPrinter
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _ended(printer: ProgressPrinter, n: int, clock: list[float]) -> None:
+    for i in range(n):
+        trial = SimpleNamespace(trial_id=f"t{i}", last_result={"val_acc": 0.5,
+                                                               "training_iteration": 1})
+        printer.on_trial_start(0, [], trial)
+        clock[0] += 0.01
+        printer.on_trial_complete(0, [], trial)
+
+
+def test_progress_off_a_terminal_honours_the_interval():
+    """3,000 trials ending in 30 s with a 15 s interval: a handful of lines, not 3,000."""
+    clock = [0.0]
+    stream = io.StringIO()
+    printer = ProgressPrinter(metric="val_acc", mode="max", max_epochs=1, interval_s=15,
+                              stream=stream, clock=lambda: clock[0])
+    _ended(printer, 3000, clock)
+    printer.on_experiment_end([])
+    lines = stream.getvalue().splitlines()
+    assert 2 <= len(lines) <= 4
+    assert "finished 3000" in lines[-1]
+
+
+def test_progress_on_a_terminal_redraws_one_live_line():
+    clock = [0.0]
+    stream = _Terminal()
+    printer = ProgressPrinter(metric="val_acc", mode="max", max_epochs=1, interval_s=15,
+                              stream=stream, clock=lambda: clock[0])
+    _ended(printer, 300, clock)
+    printer.on_experiment_end([])
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")  # one line, redrawn in place
+    assert text.count("\r") > 5  # about every 0.2 s of the 3 s
+    assert "finished 300" in text.rsplit("\r", 1)[-1]
+
+
+def test_a_report_of_thousands_of_trials_draws_a_sample_and_says_so():
+    from results.analysis import Experiments
+    from results.report import MAX_DRAWN, drawn_trials, plot_learning_curves, \
+        plot_parallel_coordinates
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    trials = pd.DataFrame({"experiment": "big", "searcher": "random",
+                           "trial_id": [f"t{i}" for i in range(n)],
+                           "status": "complete", "best_val_acc": rng.random(n),
+                           "config/a": rng.random(n), "config/b": rng.integers(0, 5, n)})
+    shown, note = drawn_trials(trials, "val_acc", "max")
+    assert len(shown) == MAX_DRAWN and f"{MAX_DRAWN} of {n} trials drawn" in note
+    best = trials.nlargest(MAX_DRAWN // 6, "best_val_acc")["trial_id"]
+    assert set(best) <= set(shown["trial_id"])  # the best are always drawn
+    iterations = pd.DataFrame({"experiment": "big", "searcher": "random",
+                               "trial_id": np.repeat(trials["trial_id"], 2),
+                               "iteration": np.tile([1, 2], n),
+                               "val_acc": rng.random(2 * n)})
+    runs = Experiments(trials, iterations, "val_acc", "max", {"big": {"trainable": "nb201"}})
+    for plot in (plot_learning_curves, plot_parallel_coordinates):
+        png = plot(runs)
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_the_checkpoint_janitor_reads_the_folder_at_most_every_half_second(tmp_path,
+                                                                           monkeypatch):
+    from cluster.checkpoints import CheckpointJanitor
+
+    janitor = CheckpointJanitor(tmp_path)
+    reads = []
+    monkeypatch.setattr(janitor, "_read_last_snapshot", lambda: reads.append(1) or 0.0)
+    for _ in range(1000):
+        janitor._last_snapshot()
+    assert len(reads) == 1
