@@ -162,10 +162,10 @@ def load_results(directory: str | os.PathLike | Location | ExperimentDir
     return ExperimentDir(directory).load()
 
 
-def write_parquet(df: pd.DataFrame, path: str | Path | Location) -> None:
-    """Write ``df`` to ``path`` (a local path or URI) atomically, with the schema version in
-    the file metadata."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def write_parquet(df: pd.DataFrame | pa.Table, path: str | Path | Location) -> None:
+    """Write ``df`` (a DataFrame or an Arrow table) to ``path`` (a local path or URI)
+    atomically, with the schema version in the file metadata."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), b"hpnas_schema": SCHEMA_VERSION.encode()}
     )

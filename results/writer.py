@@ -13,12 +13,15 @@ Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``h
     reported (for example ``val_acc``, ``val_loss``, ``train_loss``, ``epoch_s``).
 
 ``trials.parquet`` is rewritten whole and atomically (a temporary file, then ``os.replace``; one
-object upload behind a URI, see :mod:`results.storage`); the new iteration rows are appended as
+object upload behind a URI, see :mod:`results.storage`), from an Arrow table of the ended trials'
+rows, converted once each, and the rows of the trials still running; the new iteration rows are appended as
 one more part file (:class:`results.parts.PartedTable`), so the rows written before are never
 rewritten (bar a merge every :data:`results.parts.MAX_PARTS` parts). A flush happens when a trial
-ends (past :data:`THROTTLE_AFTER_TRIALS` trials, at most once per 20 times the last flush took,
-so writing stays a small share of the driver's time however many trials there are; a pending one
-is written at a later step of Tune's loop) and at most every ``flush_every_s`` seconds while trials only report; a reader (or a crash)
+ends (past :data:`THROTTLE_AFTER_TRIALS` trials, at most every :data:`MIN_FLUSH_INTERVAL_S`
+seconds and once per 20 times the last flush took, so writing stays a small share of the
+driver's time however many trials there are; a pending one is written at a later step of Tune's
+loop; a trial that Tune's last snapshot holds as ended but the files do not is written from its
+last result when the experiment resumes) and at most every ``flush_every_s`` seconds while trials only report; a reader (or a crash)
 never sees a torn file. Rows are keyed by trial id (and iteration), so a resumed experiment that
 replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
 :func:`results.load_results` reads both at once.
@@ -37,16 +40,23 @@ import pyarrow.compute as pc
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from results.experiment import SCHEMA_VERSION, ExperimentDir, read_parquet, write_parquet
+from results.experiment import (
+    SCHEMA_VERSION,
+    ExperimentDir,
+    plain,
+    read_parquet,
+    write_parquet,
+)
 from results.parts import PartedTable
 from results.storage import Location, is_uri
-from search.outcome import Status, classify, finite_metric, improves
+from search.outcome import ENDED, Status, classify, finite_metric, improves
 
 __all__ = ["ResultsWriter"]
 
 logger = logging.getLogger(__name__)
 
 THROTTLE_AFTER_TRIALS = 200  # below it every ended trial is written at once (cheap anyway)
+MIN_FLUSH_INTERVAL_S = 2.0  # past it, ended trials are written at most this often
 _SKIP_KEYS = set(AUTO_RESULT_KEYS) | {
     "done", "trial_id", "experiment_tag", "should_checkpoint", "__duplicate__",
     "experiment_id",
@@ -90,6 +100,9 @@ class ResultsWriter(Callback):
         self.param_names = param_names
         self.flush_every_s = flush_every_s
         self.trials: dict[str, dict[str, Any]] = {}
+        self._table: pa.Table | None = None  # rows of ended trials, as written
+        self._in_table: set[str] = set()  # their trial ids
+        self._loose: dict[str, dict[str, Any]] = {}  # rows not in the table: running, just ended
         self.pending: list[dict[str, Any]] = []  # iteration rows not written yet
         self.written: set[tuple[str, int]] = set()  # (trial, iteration) of every row so far
         self.iterations = PartedTable(self.experiment.iterations_file,
@@ -110,7 +123,8 @@ class ResultsWriter(Callback):
         trials_path = self.experiment.trials_file
         if trials_path.is_file():
             for row in read_parquet(trials_path).to_dict("records"):
-                self.trials[row["trial_id"]] = row
+                self.trials[row["trial_id"]] = {k: plain(v) for k, v in row.items()}
+        self._rebuild_table()
         old = self.experiment.iterations_file
         if old.is_file():  # schema 1 kept the iterations in one file: they become the first part
             rows = read_parquet(old)
@@ -133,6 +147,10 @@ class ResultsWriter(Callback):
         its searcher, restored from the same snapshot) does not know; their budget is spent
         again on new trials, so their rows go, and every trial stays in the files once."""
         self._reconciled = True
+        for trial in trials:  # ended in Tune's snapshot before a throttled flush wrote them
+            if trial.trial_id not in self.trials and trial.status in ENDED and trial.last_result:
+                self.on_trial_result(0, trials, trial, trial.last_result)
+                self._finish(trial, error=trial.status == "ERROR")
         known = {t.trial_id for t in trials}
         orphans = {tid for tid in self.trials if tid not in known}
         if not orphans:
@@ -141,6 +159,7 @@ class ResultsWriter(Callback):
                        "run again as new trials: %s", len(orphans), ", ".join(sorted(orphans)))
         for tid in orphans:
             del self.trials[tid]
+        self._rebuild_table()
         self.pending = [r for r in self.pending if r["trial_id"] not in orphans]
         self.written = {k for k in self.written if k[0] not in orphans}
         rows = self.iterations.read()
@@ -151,9 +170,20 @@ class ResultsWriter(Callback):
         self._dirty = True
         self.flush()
 
+    def _rebuild_table(self) -> None:
+        """Convert every row again at the next flush (after rows were dropped or reloaded)."""
+        self._table = None
+        self._in_table.clear()
+        self._loose = dict(self.trials)
+
     def _row(self, trial: Any) -> dict[str, Any]:
+        """The trial's row, to be changed: it is (again) one of the rows converted at flush."""
         row = self.trials.get(trial.trial_id)
-        if row is None:
+        if row is not None and trial.trial_id in self._in_table:  # an ended trial runs again
+            self._rebuild_table()
+        if row is not None:
+            self._loose[trial.trial_id] = row
+        else:
             row = {"trial_id": trial.trial_id, "status": "running", "searcher": self.searcher}
             config = trial.config or {}
             for key in self.param_names:
@@ -163,6 +193,7 @@ class ResultsWriter(Callback):
             row.update({f"best_{self.metric}": None, f"last_{self.metric}": None, "epochs": 0,
                         "wall_s": 0.0, "error": None, "checkpoint": None})
             self.trials[trial.trial_id] = row
+            self._loose[trial.trial_id] = row
         return row
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
@@ -210,10 +241,10 @@ class ResultsWriter(Callback):
 
     def _flush_if_due(self) -> None:
         """Flush an ended trial's rows now; past :data:`THROTTLE_AFTER_TRIALS` trials, only
-        if the last flush was 20 of its durations ago or more (else a later step of Tune's loop
-        does it)."""
+        if the last flush was :data:`MIN_FLUSH_INTERVAL_S` and 20 of its durations ago or more
+        (else a later step of Tune's loop does it)."""
         due = len(self.trials) <= THROTTLE_AFTER_TRIALS or \
-            time.monotonic() - self._last_flush >= 20 * self._flush_s
+            time.monotonic() - self._last_flush >= max(MIN_FLUSH_INTERVAL_S, 20 * self._flush_s)
         if self._ended and due:
             self.flush()
 
@@ -247,10 +278,56 @@ class ResultsWriter(Callback):
             self.iterations.append(pa.Table.from_pandas(pd.DataFrame(self.pending),
                                                         preserve_index=False))
             self.pending = []
-        write_parquet(pd.DataFrame(list(self.trials.values())), self.experiment.trials_file)
+        write_parquet(self._trials_table(), self.experiment.trials_file)
         self._dirty = self._ended = False
         self._last_flush = time.monotonic()
         self._flush_s = self._last_flush - start
+
+
+    def _trials_table(self) -> pa.Table:
+        """Every trial's row, in the order trials started: the ended trials' rows join the
+        Arrow table once; the running ones are converted at each flush."""
+        ended = [r for r in self._loose.values() if r["status"] != "running"]
+        if ended:
+            self._table = _concat(self._table, _to_arrow(ended))
+            for r in ended:
+                self._in_table.add(r["trial_id"])
+                del self._loose[r["trial_id"]]
+        table = _concat(self._table, _to_arrow(list(self._loose.values())))
+        if table is None:
+            return pa.table({"trial_id": pa.array([], pa.string())})
+        if self._loose and self._table is not None:  # running trials after the ended ones
+            order = {tid: i for i, tid in enumerate(self.trials)}
+            keys = pa.array([order[t] for t in table.column("trial_id").to_pylist()])
+            table = table.take(pc.sort_indices(keys))
+        return table
+
+
+def _to_arrow(rows: list[dict[str, Any]]) -> pa.Table | None:
+    """Rows (dicts, possibly with different keys) as one table, as pandas would type them."""
+    if not rows:
+        return None
+    return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+
+
+def _concat(first: pa.Table | None, second: pa.Table | None) -> pa.Table | None:
+    """Both tables' rows; a column missing from one is null there, types are widened."""
+    if first is None or second is None:
+        return first if second is None else second
+    try:
+        return pa.concat_tables([first, second], promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # say a key reported as a number, then text
+        clashes = {f.name for f in first.schema if f.name in second.schema.names
+                   and second.schema.field(f.name).type != f.type}
+        first, second = (_as_text(t, clashes) for t in (first, second))
+        return pa.concat_tables([first, second], promote_options="permissive")
+
+
+def _as_text(table: pa.Table, names: set[str]) -> pa.Table:
+    for i, field in enumerate(table.schema):
+        if field.name in names and not pa.types.is_null(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.large_string()))
+    return table
 
 
 def _error_text(trial: Any) -> str:

@@ -1,6 +1,7 @@
 """Trial schedulers: ASHA, the median stopping rule, and FIFO (run every trial out).
 
-Each is an option record (checked once, when built) and a builder of Ray's own scheduler;
+Each is an option record (checked once, when built) and a builder of Ray's own scheduler (in
+:mod:`search.live_queue`'s subclasses, which choose the next trial without scanning them all);
 :data:`search.registry.SCHEDULERS` registers them as it registers the searchers. Ray is imported
 by the builders only, so the records can be read without it.
 """
@@ -48,7 +49,7 @@ class FifoOptions:
 
 
 def build_asha(o: AshaOptions, *, metric: str, mode: str, max_epochs: int | None) -> Any:
-    from ray.tune.schedulers import AsyncHyperBandScheduler
+    from search.live_queue import LiveAsha
 
     if max_epochs is None:
         raise ValueError("`max_epochs` is not set, but scheduler 'asha' stops trials at rungs "
@@ -59,7 +60,7 @@ def build_asha(o: AshaOptions, *, metric: str, mode: str, max_epochs: int | None
             f"`grace_period_epochs` is {o.grace_period_epochs}, but must be <= the trial budget "
             f"of {max_epochs} epochs."
         )
-    return AsyncHyperBandScheduler(
+    return LiveAsha(
         time_attr="training_iteration", metric=metric, mode=mode, max_t=max_epochs,
         grace_period=o.grace_period_epochs, reduction_factor=o.reduction_factor,
         brackets=o.brackets,
@@ -67,15 +68,15 @@ def build_asha(o: AshaOptions, *, metric: str, mode: str, max_epochs: int | None
 
 
 def build_median(o: MedianOptions, *, metric: str, mode: str, max_epochs: int | None) -> Any:
-    from ray.tune.schedulers import MedianStoppingRule
+    from search.live_queue import LiveMedian
 
-    return MedianStoppingRule(
+    return LiveMedian(
         time_attr="training_iteration", metric=metric, mode=mode,
         grace_period=o.grace_period_epochs, min_samples_required=o.min_samples_required,
     )
 
 
 def build_fifo(o: FifoOptions, *, metric: str, mode: str, max_epochs: int | None) -> Any:
-    from ray.tune.schedulers import FIFOScheduler
+    from search.live_queue import LiveFifo
 
-    return FIFOScheduler()
+    return LiveFifo()

@@ -207,3 +207,50 @@ def test_uri_options_stay_at_the_end_when_names_are_joined():
     assert child.path == "bucket/prefix/exp/trials.parquet"
     assert str((where / "exp").with_name("other")) == \
         "s3://bucket/prefix/other?region=us-east-1&endpoint_override=h:9000"
+
+
+def test_resume_writes_a_trial_tune_saw_end_before_a_throttled_flush(tmp_path):
+    """Tune's snapshot holds a trial as ended whose rows a throttled flush never wrote: the
+    resumed writer writes it from its last result, once; a trial of the files that Tune's
+    snapshot does not know is rolled back."""
+    writer = _writer(tmp_path)
+    a = _trial("a", {"depth": 2, "width_1": 8, "lr": 0.1})
+    _report(writer, a, 1, 0.5)
+    writer.on_trial_complete(1, [], a)
+    orphan = _trial("orphan", {"depth": 1, "lr": 0.2})
+    _report(writer, orphan, 1, 0.3)
+    writer.flush()
+    lost = _trial("lost", {"depth": 1, "lr": 0.4})  # ended, never written: the driver died
+    lost.last_result = {"val_acc": 0.8, "training_iteration": 3, "time_total_s": 3.0}
+    a.status, lost.status = "TERMINATED", "TERMINATED"
+
+    resumed = _writer(tmp_path)
+    resumed.on_step_begin(0, [a, lost])
+    resumed.on_experiment_end([a, lost])
+    trials, iterations = load_results(tmp_path)
+    assert sorted(trials["trial_id"]) == ["a", "lost"]
+    row = trials.set_index("trial_id").loc["lost"]
+    assert (row["status"], row["best_val_acc"], row["epochs"]) == ("complete", 0.8, 3)
+    assert sorted(zip(iterations["trial_id"], iterations["iteration"])) == [("a", 1), ("lost", 3)]
+
+
+def test_trials_file_keeps_start_order_and_mixed_types(tmp_path):
+    """Ended rows are converted once and joined with the running ones; the file lists trials
+    in the order they started, and a key reported as a number by one trial and as text by
+    another is written as text rather than failing."""
+    writer = _writer(tmp_path)
+    first, second, third = (_trial(t, {"depth": 1, "lr": 0.1}) for t in "xyz")
+    _report(writer, first, 1, 0.5)
+    _report(writer, second, 1, 0.6)
+    writer.on_trial_result(1, [], second, {**second.last_result, "note": 3})
+    writer.on_trial_complete(1, [], second)
+    writer.flush()
+    _report(writer, third, 3, 0.7)
+    writer.on_trial_result(3, [], third, {**third.last_result, "note": "three"})
+    writer.on_trial_complete(3, [], third)
+    writer.flush()
+    trials = pd.read_parquet(tmp_path / TRIALS_FILE)
+    assert list(trials["trial_id"]) == ["x", "y", "z"]
+    assert list(trials["status"]) == ["running", "pruned", "complete"]
+    assert list(trials["last/note"].astype(object).where(trials["last/note"].notna(), None)) \
+        == [None, "3", "three"]
