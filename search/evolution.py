@@ -1,9 +1,11 @@
 """Aging (regularized) evolution, Real et al. 2019 ("Regularized Evolution for Image Classifier
 Architecture Search", the AmoebaNet search).
 
-The population holds the last ``population_size`` finished models, oldest first. The first
-``population_size`` proposals are random; after that each proposal samples ``sample_size``
-members at random, takes the best of the sample as parent and proposes a one-step mutation of it
+The population holds the last ``population_size`` finished models, oldest first. As in the
+paper's Algorithm 1, proposals are random until ``population_size`` models have *finished*
+(with ``W`` workers, about ``population_size + W - 1`` random proposals: the ones made while the
+first models train are random too); after that each proposal samples ``sample_size`` members at
+random, takes the best of the sample as parent and proposes a one-step mutation of it
 (``space.mutate``: an op or a hidden-state mutation on cell spaces). When a model finishes it
 joins the population and the *oldest* member leaves, whatever its score: aging, not killing the
 worst, is what regularizes the search against lucky noisy evaluations.
@@ -12,6 +14,11 @@ Asynchronous by construction: proposals are made while earlier children are stil
 (their parents are whatever the population holds now), as on a cluster of workers. Failed trials
 never join the population. With ``dedup``, a child already proposed is re-mutated (up to
 ``max_dedup_tries``, then a fresh random model), so no budget goes to repeats.
+
+Early-stopped trials (ASHA, the median rule) join the population with what they are: the
+tournament compares members by ``(fidelity, score)`` (:mod:`search.fidelity`), so a model
+stopped at epoch ``r`` loses to every member that trained further and is ranked by its epoch-``r``
+score only against members stopped at the same epoch. With FIFO this is the score.
 
 Example:
     >>> core = AgingEvolution(get_space("nb201"), EvolutionOptions(population_size=20,
@@ -22,12 +29,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 
+from search.fidelity import FidelityTracker, Key
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Space
@@ -40,7 +50,7 @@ __all__ = ["AgingEvolution", "EvolutionOptions"]
 class EvolutionOptions:
     """Aging evolution (Real et al. 2019)."""
 
-    population_size: int = 20  # models kept; the first this many proposals are random
+    population_size: int = 10  # models kept; proposals are random until this many finished
     sample_size: int = 10  # tournament size: the best of this many members is the parent
     dedup: bool = True  # never propose a config twice (re-mutate instead)
 
@@ -61,10 +71,12 @@ class AgingEvolution(Strategy):
         self.sample_size = options.sample_size
         self.dedup = options.dedup
         self.rng = np.random.default_rng(seed)
-        self.population: deque[tuple[dict[str, Any], float]] = deque()
+        self.population: deque[tuple[dict[str, Any], Key]] = deque()
         self.pending: dict[int, dict[str, Any]] = {}
         self.seen: set[Hashable] = set()
+        self.fidelity = FidelityTracker()
         self.asked = 0
+        self.finished = 0  # trials told with a score (complete or pruned)
 
     def _fresh(self, make: Any) -> dict[str, Any]:
         """``make()`` until it gives an unseen config (when deduplicating)."""
@@ -89,7 +101,7 @@ class AgingEvolution(Strategy):
         return self.population[int(best)][0]
 
     def ask(self) -> tuple[dict[str, Any], Hashable]:
-        if self.asked < self.population_size or not self.population:
+        if self.finished < self.population_size or not self.population:
             config = self._fresh(lambda: self.space.sample(self.rng))
         else:
             parent = self.parent()
@@ -99,10 +111,23 @@ class AgingEvolution(Strategy):
         self.pending[self.asked] = config
         return config, self.asked
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a saved search, one saved by hpnas 0.2 included (scores, not keys)."""
+        if "fidelity" not in state:
+            state["population"] = deque((c, (math.inf, s)) for c, s in state["population"])
+            state["finished"] = state["asked"] - len(state["pending"])
+            state["fidelity"] = FidelityTracker()
+        self.__dict__.update(state)
+
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        self.fidelity.report(handle, step)
+
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         config = self.pending.pop(handle, None)  # type: ignore[call-overload]
         if config is None or status is Status.FAILED or score is None:
+            self.fidelity.forget(handle)
             return
-        self.population.append((config, score))
+        self.finished += 1
+        self.population.append((config, self.fidelity.key(handle, score, status)))
         while len(self.population) > self.population_size:
             self.population.popleft()  # the oldest dies, not the worst

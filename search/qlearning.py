@@ -1,20 +1,42 @@
 """MetaQNN's Q-learning search, Baker et al. 2017 ("Designing Neural Network Architectures using
 Reinforcement Learning").
 
-A state is a partial config: the tokens of the decisions made so far (the space's conditions say
-which decision comes next, so variable-depth spaces work unchanged); an action is the next
-decision's token; the episode ends when no decision is left, with the trial's score as the only
-reward. Actions are chosen epsilon-greedily from a Q-table; epsilon stays at ``epsilon_start``
-for ``random_trials`` proposals, then falls linearly to ``epsilon_end`` over ``decay_trials``
-(MetaQNN's schedule of 1.0 then 0.9 ... 0.1, made continuous). After every finished trial the
-Q-table is updated on ``replay_batch`` episodes drawn from the replay memory (the newest always
-among them), each replayed from its last step backwards:
+States are shared between architectures, as in MetaQNN (whose states are layer descriptors that
+many networks pass through): the state after a decision is *that decision and the value chosen
+there* (for a cell, the edge and its op; for a layer space, the layer's parameter, such as
+``width_2`` or ``kernel_3``, which carries its depth, and its value); the start state is empty.
+An action is the next active decision's value; the space's conditions say which decision comes
+next, so variable-depth spaces work unchanged. The episode ends when no decision is left, with
+the trial's reward as the only reward. Actions are chosen epsilon-greedily from the Q-table.
+
+Schedule: epsilon stays at ``epsilon_start`` for ``random_trials`` proposals, then falls
+linearly to ``epsilon_end`` over ``decay_trials`` (MetaQNN: 1.0 for 1,500 of 3,500 models, then
+0.9, 0.8 ... 0.1 in steps; here made continuous and sized for budgets of about a hundred
+evaluations). After every finished trial the Q-table is updated on ``replay_batch`` episodes
+drawn from the replay memory (the newest always among them), each replayed from its last step
+backwards:
 
     Q(s, a) <- (1 - alpha) Q(s, a) + alpha (r + gamma max_a' Q(s', a'))
 
-with ``r`` the score at the last step and 0 before it. As in MetaQNN, a config already evaluated
-is not run again: its stored score is replayed as a new episode and another proposal is drawn
-(up to ``max_repeat_tries`` times). Unvisited state-actions start at the mean score seen so far.
+with ``r`` the reward at the last step and 0 before it. Unvisited state-actions start at the
+mean reward seen so far (MetaQNN starts them at 0.5, a middling accuracy).
+
+As in MetaQNN, a config already evaluated to its full budget is not run again: its stored
+reward is replayed as a new episode and another proposal is drawn, with epsilon raised a step
+towards 1 at each repeat (so a greedy policy that knows its favourite config moves away from it
+rather than replaying it forever); after ``max_repeat_tries`` repeats, a uniformly random
+unseen config. A config that was stopped early is never cached
+as if its score were final: re-proposing it replays its *rank* (below), and a config still
+training is not proposed twice at once.
+
+The reward is a rank (:mod:`search.fidelity`): the quantile of a trial's ``(fidelity, score)``
+among the last ``rank_window`` finished trials, recomputed whenever an episode is replayed. With
+full budgets that is the score's quantile (a few disastrous architectures do not dominate the
+Q-values' means, which raw accuracies let them do); under early stopping, a trial stopped at a
+rung counts as worse than those that survived it.
+
+Departures from the paper: rank rewards; continuous epsilon schedule sized for small budgets;
+mean-reward initialisation.
 
 Example:
     >>> core = QLearning(get_space("nb201"), seed=0)
@@ -24,11 +46,14 @@ Example:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 
+from search.fidelity import FidelityTracker, Key, RankReward
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Param, Space
@@ -36,20 +61,22 @@ from spaces.options import check_range
 
 __all__ = ["QLearning", "QLearningOptions"]
 
-State = tuple[int, ...]
+Tokens = tuple[int, ...]
+State = tuple[str, int] | None  # (the last decision's parameter, its token); None at the start
 
 
 @dataclass(frozen=True)
 class QLearningOptions:
-    """MetaQNN epsilon-greedy Q-learning with experience replay (Baker et al. 2017)."""
+    """MetaQNN epsilon-greedy Q-learning over shared states, with experience replay."""
 
-    alpha: float = 0.1  # Q learning rate
+    alpha: float = 0.3  # Q learning rate
     gamma: float = 1.0  # discount (MetaQNN: 1)
     epsilon_start: float = 1.0
     epsilon_end: float = 0.1
-    random_trials: int = 30  # proposals at epsilon_start
-    decay_trials: int = 70  # then linear decay to epsilon_end over this many
+    random_trials: int = 10  # proposals at epsilon_start
+    decay_trials: int = 50  # then linear decay to epsilon_end over this many
     replay_batch: int = 32  # episodes replayed per finished trial
+    rank_window: int = 200  # finished trials a rank reward is taken over (early stopping)
 
     def __post_init__(self) -> None:
         check_range("alpha", self.alpha, low=0, high=1, low_open=True)
@@ -59,10 +86,11 @@ class QLearningOptions:
         check_range("random_trials", self.random_trials, low=0)
         check_range("decay_trials", self.decay_trials, low=0)
         check_range("replay_batch", self.replay_batch, low=1)
+        check_range("rank_window", self.rank_window, low=1)
 
 
 class QLearning(Strategy):
-    """Epsilon-greedy Q-learning with experience replay (see the module docstring)."""
+    """Epsilon-greedy Q-learning over shared states (see the module docstring)."""
 
     max_repeat_tries = 20  # proposals of already-evaluated configs replayed before giving up
 
@@ -77,13 +105,27 @@ class QLearning(Strategy):
         self.decay_trials = options.decay_trials
         self.replay_batch = options.replay_batch
         self.rng = np.random.default_rng(seed)
-        self.q: dict[tuple[State, int], float] = {}
-        self.replay: list[tuple[State, float]] = []
-        self.known: dict[State, float] = {}  # evaluated token sequences and their score
-        self.pending: dict[int, State] = {}
-        self.in_flight: set[State] = set()
+        self.q: dict[tuple[State, str, int], float] = {}
+        self.replay: list[tuple[Tokens, Key]] = []  # (episode, its key): rewards from keys
+        self.known: dict[Tokens, Key] = {}  # configs evaluated to the full budget
+        self.stopped: dict[Tokens, Key] = {}  # configs stopped early, and how far they got
+        self.pending: dict[int, Tokens] = {}
+        self.in_flight: set[Tokens] = set()
+        self.fidelity = FidelityTracker()
+        self.ranks = RankReward(options.rank_window)
         self.asked = 0
         self.reward_sum = 0.0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a saved search, one saved by hpnas 0.2 included (prefix states, raw scores:
+        its Q-table is dropped and relearned from its replay memory at the next update)."""
+        if "stopped" not in state:
+            state.update(q={}, replay=[(t, (math.inf, r)) for t, r in state["replay"]],
+                         known={t: (math.inf, r) for t, r in state["known"].items()},
+                         stopped={}, fidelity=FidelityTracker(), ranks=RankReward())
+            for _, key in state["replay"]:
+                state["ranks"].add(key)
+        self.__dict__.update(state)
 
     @property
     def epsilon(self) -> float:
@@ -97,69 +139,109 @@ class QLearning(Strategy):
     def _q_init(self) -> float:
         return self.reward_sum / len(self.replay) if self.replay else 0.0
 
-    def value(self, state: State, action: int) -> float:
-        return self.q.get((state, action), self._q_init())
+    def value(self, state: State, param: str, action: int) -> float:
+        return self.q.get((state, param, action), self._q_init())
 
-    def _episode(self) -> State:
+    def _steps(self, tokens: Tokens) -> list[tuple[State, str, int, int]]:
+        """``(state, parameter, action, choices)`` of each decision of an episode."""
+        params = self.space.active_params(self.space.from_tokens(tokens))
+        state: State = None
+        steps = []
+        for p, token in zip(params, tokens):
+            steps.append((state, p.name, token, len(p.grid())))
+            state = (p.name, token)
+        return steps
+
+    def _episode(self, repeats: int = 0) -> Tokens:
         epsilon = self.epsilon
+        epsilon += (1 - epsilon) * repeats / self.max_repeat_tries  # away from a known config
         tokens: list[int] = []
+        state: State = None
 
         def choose(p: Param, _: dict[str, Any]) -> Any:
+            nonlocal state
             grid = p.grid()
-            state = tuple(tokens)
             if self.rng.random() < epsilon:
                 action = int(self.rng.integers(len(grid)))
             else:
-                values = np.array([self.value(state, a) for a in range(len(grid))])
+                values = np.array([self.value(state, p.name, a) for a in range(len(grid))])
                 best = np.flatnonzero(values == values.max())
                 action = int(best[int(self.rng.integers(len(best)))])
             tokens.append(action)
+            state = (p.name, action)
             return grid[action]
 
         self.space.build(choose)
         return tuple(tokens)
 
+    def _unseen(self) -> Tokens:
+        """A uniformly random token sequence not evaluated nor training (if one is found)."""
+        for _ in range(1000):
+            tokens = self.space.tokens(self.space.build(
+                lambda p, _: p.grid()[int(self.rng.integers(len(p.grid())))]))
+            if tokens not in self.known and tokens not in self.stopped \
+                    and tokens not in self.in_flight:
+                break
+        return tokens
+
     def ask(self) -> tuple[dict[str, Any], Hashable]:
-        tokens = self._episode()
-        for _ in range(self.max_repeat_tries):
-            if tokens in self.known:
-                self._learn(tokens, self.known[tokens])  # MetaQNN: reuse the stored result
+        for repeats in range(self.max_repeat_tries):
+            tokens = self._episode(repeats)
+            seen = self.known.get(tokens) or self.stopped.get(tokens)
+            if seen is not None:  # MetaQNN: reuse the stored result as a new episode
+                self._learn(tokens, seen)
             elif tokens not in self.in_flight:  # nor run a config twice at once
                 break
-            tokens = self._episode()
+        else:
+            tokens = self._unseen()
         self.asked += 1
         self.pending[self.asked] = tokens
         self.in_flight.add(tokens)
         return self.space.from_tokens(tokens), self.asked
 
-    def _update(self, tokens: State, reward: float) -> None:
+    def _reward(self, key: Key) -> float:
+        return self.ranks.reward(key)
+
+    def _update(self, tokens: Tokens, reward: float) -> None:
         """One backward pass of Q-updates over an episode."""
-        sizes = [len(p.grid()) for p in self.space.active_params(self.space.from_tokens(tokens))]
-        for t in range(len(tokens) - 1, -1, -1):
-            state, action = tokens[:t], tokens[t]
-            if t == len(tokens) - 1:
+        steps = self._steps(tokens)
+        for t in range(len(steps) - 1, -1, -1):
+            state, param, action, _ = steps[t]
+            if t == len(steps) - 1:
                 target = reward
             else:
-                nxt = tokens[: t + 1]
-                target = self.gamma * max(self.value(nxt, a) for a in range(sizes[t + 1]))
-            old = self.value(state, action)
-            self.q[(state, action)] = (1 - self.alpha) * old + self.alpha * target
+                nxt_state, nxt_param, _, choices = steps[t + 1]
+                target = self.gamma * max(self.value(nxt_state, nxt_param, a)
+                                          for a in range(choices))
+            old = self.value(state, param, action)
+            self.q[(state, param, action)] = (1 - self.alpha) * old + self.alpha * target
 
-    def _learn(self, tokens: State, reward: float) -> None:
-        self.replay.append((tokens, reward))
-        self.reward_sum += reward
+    def _learn(self, tokens: Tokens, key: Key) -> None:
+        self.replay.append((tokens, key))
+        self.reward_sum += self._reward(key)
         batch = [len(self.replay) - 1]
         if len(self.replay) > 1:
             k = min(self.replay_batch - 1, len(self.replay) - 1)
             batch += list(self.rng.choice(len(self.replay) - 1, size=k, replace=False))
         for i in batch:
-            self._update(*self.replay[int(i)])
+            episode, episode_key = self.replay[int(i)]
+            self._update(episode, self._reward(episode_key))
+
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        self.fidelity.report(handle, step)
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
         if tokens is not None and tokens not in self.pending.values():
             self.in_flight.discard(tokens)
         if tokens is None or status is Status.FAILED or score is None:
+            self.fidelity.forget(handle)
             return
-        self.known[tokens] = max(score, self.known.get(tokens, score))
-        self._learn(tokens, score)
+        key = self.fidelity.key(handle, score, status)
+        self.ranks.add(key)
+        if status is Status.COMPLETE:
+            self.known[tokens] = max(key, self.known.get(tokens, key))
+            self.stopped.pop(tokens, None)
+        elif tokens not in self.known:
+            self.stopped[tokens] = max(key, self.stopped.get(tokens, key))
+        self._learn(tokens, key)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 from search.evolution import AgingEvolution, EvolutionOptions
 from search.grid import GridOptions, GridSearch, PointsOptions, PointsSearch
+from search.local_search import LocalSearch, LocalSearchOptions
 from search.optuna_search import OptunaOptions, OptunaStrategy
 from search.qlearning import QLearning, QLearningOptions
 from search.random_search import RandomOptions, RandomSearch
@@ -53,6 +54,7 @@ SEARCHERS: dict[str, Entry] = {
     "grid": Entry(GridOptions, GridSearch),
     "points": Entry(PointsOptions, PointsSearch),
     "qlearning": Entry(QLearningOptions, QLearning),
+    "local_search": Entry(LocalSearchOptions, LocalSearch),
 }
 
 SCHEDULERS: dict[str, Entry] = {

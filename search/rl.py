@@ -10,8 +10,22 @@ space's conditions and ends when no decision is left). Logits are squashed as in
 Training is asynchronous: each finished trial is one REINFORCE step on its token sequence,
 replayed through the current controller, with advantage ``(R - b) / s``, where ``b`` is an
 exponential moving average of rewards (the baseline) and ``s`` a moving standard deviation (so
-the learning rate does not depend on the metric's scale), plus an entropy bonus that keeps the
-policy from collapsing early. Failed trials are not learned from.
+the learning rate does not depend on the metric's scale), plus an entropy bonus
+(``entropy_weight``, the exploration setting) that keeps the policy from collapsing early. Failed
+trials are not learned from.
+
+No budget goes to repeats: a sampled architecture that was already evaluated is answered from
+history (one REINFORCE step with its known reward, as if it had been run again; at most
+``max_history_updates`` per proposal, so a converged controller stays cheap) and the controller
+samples again; one still training is resampled. After ``max_repeat_tries`` repeats in a row the
+controller has converged on what it knows, and the proposal is an unseen neighbour of its last
+sample (one decision changed), else a uniformly random unseen architecture.
+
+The reward ``R`` is the score while every trial runs its full budget (as published). Once a
+scheduler stops a trial early, rewards become ranks (:mod:`search.fidelity`): a trial's reward
+is the quantile of its ``(fidelity, score)`` among the last ``rank_window`` finished trials, so
+an early-stopped trial counts as worse than the trials that survived its rung, and as its
+rung-score ranks it among those stopped there; the baseline restarts on that scale.
 
 Example:
     >>> core = ReinforceController(get_space("nb201"), seed=0)
@@ -21,13 +35,15 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from search.fidelity import FidelityTracker, Key, RankReward
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Param, Space
@@ -41,11 +57,12 @@ class RlOptions:
     """REINFORCE LSTM controller (Zoph & Le 2017)."""
 
     hidden: int = 64  # LSTM width
-    lr: float = 0.01  # Adam learning rate of the controller
+    lr: float = 0.03  # Adam learning rate of the controller
     baseline_decay: float = 0.9  # EMA decay of the reward baseline and scale
     entropy_weight: float = 1e-3  # entropy bonus
     tanh_constant: float = 2.5  # logits squashed to c * tanh(logits / temperature)
     temperature: float = 5.0
+    rank_window: int = 200  # finished trials a rank reward is taken over (early stopping)
 
     def __post_init__(self) -> None:
         check_range("hidden", self.hidden, low=1)
@@ -54,6 +71,7 @@ class RlOptions:
         check_range("entropy_weight", self.entropy_weight, low=0)
         check_range("tanh_constant", self.tanh_constant, low=0, low_open=True)
         check_range("temperature", self.temperature, low=0, low_open=True)
+        check_range("rank_window", self.rank_window, low=1)
 
 
 class Controller(nn.Module):
@@ -89,6 +107,9 @@ class ReinforceController(Strategy):
         seed: controller initialisation and sampling.
     """
 
+    max_repeat_tries = 10  # resamples of already-seen architectures before an unseen neighbour
+    max_history_updates = 3  # of those, answered from history with an update (per proposal)
+
     def __init__(self, space: Space, options: RlOptions = RlOptions(), *,
                  seed: int | None = None) -> None:
         self.space = space
@@ -104,8 +125,22 @@ class ReinforceController(Strategy):
         self.baseline: float | None = None
         self.scale: float | None = None
         self.pending: dict[int, tuple[int, ...]] = {}
+        self.in_flight: dict[tuple[int, ...], int] = {}  # token sequences training, and how many
+        self.evaluated: dict[tuple[int, ...], Key] = {}  # finished sequences, best key each
+        self.fidelity = FidelityTracker()
+        self.ranks = RankReward(options.rank_window)
+        self.multi_fidelity = False  # a trial was stopped early: rewards are ranks
         self.asked = 0
         self.updates = 0
+        self.repeats = 0  # samples answered from history or resampled
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a saved search, one saved by hpnas 0.2 included (no history kept then)."""
+        if "evaluated" not in state:
+            state.update(in_flight={t: 1 for t in state["pending"].values()}, evaluated={},
+                         fidelity=FidelityTracker(), ranks=RankReward(), multi_fidelity=False,
+                         repeats=0)
+        self.__dict__.update(state)
 
     def _squash(self, logits: torch.Tensor) -> torch.Tensor:
         return self.tanh_constant * torch.tanh(logits / self.temperature)
@@ -125,10 +160,47 @@ class ReinforceController(Strategy):
         return self.space.build(choose)
 
     def ask(self) -> tuple[dict[str, Any], Hashable]:
-        config = self._sample()
+        answered = 0
+        tokens: tuple[int, ...] = ()
+        for _ in range(self.max_repeat_tries):
+            tokens = self.space.tokens(self._sample())
+            if tokens in self.evaluated:  # answered from history: learn, spend no budget
+                if answered < self.max_history_updates:
+                    self._learn(tokens, self._reward(self.evaluated[tokens], record=False))
+                    answered += 1
+            elif tokens not in self.in_flight:
+                break
+            self.repeats += 1
+        else:
+            tokens = self._unseen(near=tokens)
         self.asked += 1
-        self.pending[self.asked] = self.space.tokens(config)
-        return config, self.asked
+        self.pending[self.asked] = tokens
+        self.in_flight[tokens] = self.in_flight.get(tokens, 0) + 1
+        return self.space.from_tokens(tokens), self.asked
+
+    def _unseen(self, near: tuple[int, ...]) -> tuple[int, ...]:
+        """An architecture neither evaluated nor training: one decision of ``near`` (the
+        controller's repeated sample) changed, else a uniformly random one."""
+        config = self.space.from_tokens(near)
+        params = [p for p in self.space.active_params(config) if len(p.grid()) > 1]
+
+        def pick(p: Param) -> Any:
+            return p.grid()[int(self.rng.integers(len(p.grid())))]
+
+        for attempt in range(1000):
+            if attempt < 10 * len(params):  # a neighbour of the controller's favourite
+                changed = params[int(self.rng.integers(len(params)))]
+                value = config[changed.name]
+                while value == config[changed.name]:
+                    value = pick(changed)
+                new = {**config, changed.name: value}
+                tokens = self.space.tokens(self.space.build(
+                    lambda p, _, new=new: new[p.name] if p.name in new else pick(p)))
+            else:
+                tokens = self.space.tokens(self.space.build(lambda p, _: pick(p)))
+            if tokens not in self.evaluated and tokens not in self.in_flight:
+                break
+        return tokens
 
     def log_prob_entropy(self, tokens: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy of a token sequence under the current controller."""
@@ -145,16 +217,38 @@ class ReinforceController(Strategy):
             x = self.controller.embed[p.name](torch.tensor([token]))
         return log_prob, entropy
 
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        self.fidelity.report(handle, step)
+
+    def _reward(self, key: Key, *, record: bool) -> float:
+        """The score (full budgets) or the rank of ``key`` (once trials are stopped early)."""
+        rank = self.ranks.add(key) if record else self.ranks.reward(key)
+        return rank if self.multi_fidelity else key[1]
+
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
+        if tokens is not None:
+            left = self.in_flight.pop(tokens, 1) - 1
+            if left:
+                self.in_flight[tokens] = left
         if tokens is None or status is Status.FAILED or score is None:
+            self.fidelity.forget(handle)
             return
+        if status is Status.PRUNED and not self.multi_fidelity:
+            self.multi_fidelity = True  # from now on rewards are ranks: restart the baseline
+            self.baseline = self.scale = None
+        key = self.fidelity.key(handle, score, status)
+        self.evaluated[tokens] = max(key, self.evaluated.get(tokens, key))
+        self._learn(tokens, self._reward(key, record=True))
+
+    def _learn(self, tokens: tuple[int, ...], reward: float) -> None:
+        """One REINFORCE step on ``tokens`` with ``reward``."""
         if self.baseline is None:
-            self.baseline, self.scale = score, 0.0
-        advantage = score - self.baseline
+            self.baseline, self.scale = reward, 0.0
+        advantage = reward - self.baseline
         d = self.baseline_decay
         self.scale = d * self.scale + (1 - d) * advantage ** 2  # type: ignore[operator]
-        self.baseline = d * self.baseline + (1 - d) * score
+        self.baseline = d * self.baseline + (1 - d) * reward
         normalised = advantage / (np.sqrt(self.scale) + 1e-8) if self.scale else 0.0
         log_prob, entropy = self.log_prob_entropy(tokens)
         loss = -float(np.clip(normalised, -5, 5)) * log_prob - self.entropy_weight * entropy

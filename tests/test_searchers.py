@@ -280,7 +280,7 @@ def test_reconcile_abandons_trials_the_restored_experiment_never_had():
     reconcile(searcher, [_trial("a", "TERMINATED"), _trial("b", "RUNNING")])
     assert set(searcher.live) == {"b"}
     assert len(searcher.strategy.pending) == 1  # c and d are no longer waited for
-    assert [s for _, s in searcher.strategy.population] == [0.5]  # nothing learned from them
+    assert [s for _, (_, s) in searcher.strategy.population] == [0.5]  # nothing learned from them
     assert searcher.suggested == 2
     assert searcher.suggest("e") not in (None, Searcher.FINISHED)  # their budget runs again
     assert searcher.suggest("f") not in (None, Searcher.FINISHED)

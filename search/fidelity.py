@@ -1,0 +1,79 @@
+"""Ranking finished trials honestly when a scheduler stops most of them early.
+
+Under ASHA (or the median rule) a trial stopped at epoch ``r`` has only a partial score: its
+value at ``r`` is not comparable with a trained model's, and taking it as final teaches a
+searcher that early-stopped architectures are as good as their epoch-``r`` accuracy says. The
+rule every strategy here uses instead is the one the scheduler itself applies:
+
+* a finished trial's **key** is ``(fidelity, score)``: a complete trial's fidelity is infinite,
+  a pruned trial's is the last epoch it reported (0 if none);
+* keys compare lexicographically: a trial that went further beats one stopped earlier whatever
+  their scores (it survived a rung the other did not), and trials stopped at the same rung rank
+  by their score there, which is what ASHA ranked them by;
+* with FIFO (no trial pruned) every key is ``(inf, score)``: the ranking is the score's.
+
+Strategies that need a number rather than an order (REINFORCE's reward, Q-learning's return)
+use :class:`RankReward`: the key's quantile among the recently finished trials, in ``[0, 1]``.
+
+Ray-free, like the strategy cores that use it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Hashable
+
+from search.outcome import Status
+
+__all__ = ["FidelityTracker", "Key", "RankReward"]
+
+Key = tuple[float, float]  # (fidelity, score): compare lexicographically, larger is better
+
+
+class FidelityTracker:
+    """The last epoch each live handle reported, turned into a key when it finishes."""
+
+    def __init__(self) -> None:
+        self.last_step: dict[Hashable, int] = {}
+
+    def report(self, handle: Hashable, step: int) -> None:
+        self.last_step[handle] = max(step, self.last_step.get(handle, 0))
+
+    def key(self, handle: Hashable, score: float, status: Status) -> Key:
+        """The finished handle's key (its step record is dropped)."""
+        step = self.last_step.pop(handle, 0)
+        return (math.inf if status is Status.COMPLETE else float(step), float(score))
+
+    def forget(self, handle: Hashable) -> None:
+        self.last_step.pop(handle, None)
+
+
+class RankReward:
+    """A key's quantile among the last ``window`` finished keys (ties count half), so pruned
+    and complete trials share one scale: 1 beats every recent trial, 0 loses to all."""
+
+    def __init__(self, window: int = 200) -> None:
+        if window < 1:
+            raise ValueError(f"`window` is {window}, but must be >= 1.")
+        self.window = window
+        self.recent: deque[Key] = deque()
+        self.sorted: list[Key] = []
+
+    def add(self, key: Key) -> float:
+        """Record ``key`` and return its reward among the window (itself included)."""
+        self.recent.append(key)
+        bisect.insort(self.sorted, key)
+        if len(self.recent) > self.window:
+            old = self.recent.popleft()
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
+        return self.reward(key)
+
+    def reward(self, key: Key) -> float:
+        """``key``'s quantile among the window, without recording it."""
+        if not self.sorted:
+            return 0.5
+        below = bisect.bisect_left(self.sorted, key)
+        equal = bisect.bisect_right(self.sorted, key) - below
+        return (below + 0.5 * equal) / len(self.sorted)

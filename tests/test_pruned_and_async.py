@@ -1,0 +1,184 @@
+"""How each architecture searcher treats trials stopped early, and the asynchronous rules
+(aging evolution's first population, RL's and Q-learning's repeats, local search's climb)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from search import Status
+from search.evolution import AgingEvolution, EvolutionOptions
+from search.fidelity import FidelityTracker, RankReward
+from search.local_search import LocalSearch, LocalSearchOptions
+from search.qlearning import QLearning
+from search.rl import ReinforceController
+from spaces import get_space
+
+NB201 = get_space("nb201")
+
+
+def _finish(core, handle, score, status, step=None):
+    if step is not None:
+        core.report(handle, step, score)
+    core.tell(handle, score, status)
+
+
+def test_keys_rank_by_fidelity_then_score():
+    tracker = FidelityTracker()
+    tracker.report("a", 1)
+    tracker.report("a", 3)
+    assert tracker.key("a", 0.9, Status.PRUNED) == (3.0, 0.9)
+    assert tracker.key("b", 0.1, Status.COMPLETE) == (math.inf, 0.1)
+    assert (3.0, 0.9) < (9.0, 0.2) < (math.inf, 0.1)  # further beats a better early score
+    ranks = RankReward(window=3)
+    assert ranks.add((1.0, 0.5)) == 0.5
+    assert ranks.add((math.inf, 0.1)) == 0.75  # above the pruned one
+    assert ranks.add((1.0, 0.9)) == pytest.approx(0.5)
+    assert ranks.add((1.0, 0.2)) == pytest.approx(1 / 6)  # the window keeps the last 3
+    assert len(ranks.sorted) == 3
+
+
+def test_evolution_ranks_a_pruned_member_below_a_complete_one():
+    core = AgingEvolution(NB201, EvolutionOptions(population_size=2, sample_size=2), seed=0)
+    (good, h1), (_, h2) = core.ask(), core.ask()
+    _finish(core, h1, 60.0, Status.COMPLETE, step=3)
+    _finish(core, h2, 70.0, Status.PRUNED, step=1)  # higher epoch-1 score, stopped there
+    assert core.parent() == good
+    keys = sorted(k for _, k in core.population)
+    assert keys == [(1.0, 70.0), (math.inf, 60.0)]
+
+
+def test_evolution_is_random_until_population_size_trials_finished(monkeypatch):
+    core = AgingEvolution(NB201, EvolutionOptions(population_size=3, sample_size=2), seed=0)
+    mutated = []
+    original = type(NB201).mutate
+    monkeypatch.setattr(type(NB201), "mutate",
+                        lambda self, c, rng: mutated.append(c) or original(self, c, rng))
+    handles = [core.ask()[1] for _ in range(6)]  # six workers start before anything finishes
+    for h in handles[:2]:
+        _finish(core, h, 50.0, Status.COMPLETE)
+    core.ask()  # two finished: still random
+    core.tell(handles[2], None, Status.FAILED)  # a failure does not count
+    core.ask()
+    assert not mutated
+    _finish(core, handles[3], 55.0, Status.COMPLETE)
+    core.ask()  # three finished: now a child of the tournament's winner
+    assert mutated and core.finished == 3
+
+
+def test_rl_answers_repeats_from_history_and_ranks_pruned_trials(monkeypatch):
+    core = ReinforceController(NB201, seed=0)
+    config, handle = core.ask()
+    _finish(core, handle, 70.0, Status.COMPLETE)
+    assert not core.multi_fidelity and core.updates == 1
+    known = NB201.tokens(config)
+    samples = iter([config, config, config])  # the controller keeps sampling the known cell
+    monkeypatch.setattr(core, "_sample", lambda: next(samples, NB201.from_tokens(
+        tuple((t + 1) % 5 for t in known))))
+    new, h2 = core.ask()
+    assert NB201.tokens(new) != known  # no budget spent on it again
+    assert core.updates == 4 and core.repeats == 3  # three answers from history (the most)
+    _finish(core, h2, 80.0, Status.PRUNED, step=1)
+    assert core.multi_fidelity  # rewards are ranks from now on
+    assert core.evaluated[NB201.tokens(new)] == (1.0, 80.0)
+    assert core._reward((1.0, 80.0), record=False) < core._reward((math.inf, 70.0), record=False)
+
+
+def test_rl_does_not_propose_a_cell_still_training(monkeypatch):
+    core = ReinforceController(NB201, seed=0)
+    config, _ = core.ask()
+    other = NB201.sample(np.random.default_rng(5))
+    samples = iter([config, other])
+    monkeypatch.setattr(core, "_sample", lambda: next(samples))
+    assert core.ask()[0] == other
+
+
+def test_qlearning_never_caches_a_pruned_score_as_final(monkeypatch):
+    core = QLearning(NB201, seed=0)
+    config, handle = core.ask()
+    tokens = NB201.tokens(config)
+    _finish(core, handle, 90.0, Status.PRUNED, step=1)
+    assert tokens not in core.known and core.stopped[tokens] == (1.0, 90.0)
+    replays = len(core.replay)
+    episodes = iter([tokens])
+    monkeypatch.setattr(core, "_episode", lambda repeats=0: next(episodes, (0, 1, 2, 3, 4, 0)))
+    again, h2 = core.ask()
+    assert NB201.tokens(again) != tokens  # not run again: its rank was replayed instead
+    assert len(core.replay) == replays + 1 and core.replay[-1] == (tokens, (1.0, 90.0))
+    _finish(core, h2, 60.0, Status.COMPLETE, step=3)
+    assert core.known[NB201.tokens(again)] == (math.inf, 60.0)
+    assert core._reward((1.0, 90.0)) < core._reward((math.inf, 60.0))
+
+
+def test_qlearning_states_are_shared_between_architectures():
+    core = QLearning(NB201, seed=0)
+    a = (0, 1, 2, 3, 4, 0)
+    b = (4, 3, 2, 3, 4, 1)  # another cell through the same (edge 3, op 3) state
+    core._learn(a, (math.inf, 70.0))
+    core._learn(b, (math.inf, 71.0))
+    names = NB201.names
+    shared = [k for k in core.q if k[0] == (names[3], 3)]
+    assert {k[1] for k in shared} == {names[4]}  # one entry both episodes updated
+    assert len(core.q) < 2 * len(a)
+
+
+def _table_score(config) -> float:
+    """A deterministic landscape: conv3x3 (op index 3) on more edges is better."""
+    return float(sum(NB201.tokens(config)[i] == 3 for i in range(6)))
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_local_search_climbs_without_repeats(workers):
+    core = LocalSearch(NB201, LocalSearchOptions(initial=3), seed=0)
+    seen, live = set(), []
+    best = -1.0
+    for _ in range(120):
+        while len(live) < workers:
+            config, handle = core.ask()
+            ident = NB201.canonical(config)
+            assert ident not in seen
+            seen.add(ident)
+            live.append((handle, config))
+        handle, config = live.pop(0)
+        score = _table_score(config)
+        best = max(best, score)
+        _finish(core, handle, score, Status.COMPLETE)
+    assert best == 6.0 and core.moves >= 3  # climbed to the optimum of this landscape
+
+
+def test_local_search_restarts_at_a_local_optimum():
+    core = LocalSearch(NB201, LocalSearchOptions(initial=1, max_neighbours=4), seed=0)
+    _, h = core.ask()
+    _finish(core, h, 10.0, Status.COMPLETE)
+    for _ in range(4):  # every neighbour is worse
+        _, h = core.ask()
+        _finish(core, h, 1.0, Status.COMPLETE)
+    assert core.centre is None and core.climbs == 1  # restarting from random configs
+    _, h = core.ask()
+    _finish(core, h, 5.0, Status.COMPLETE)
+    assert core.climbs == 2
+
+
+def test_local_search_prefers_a_neighbour_that_trained_further():
+    core = LocalSearch(NB201, LocalSearchOptions(initial=1, max_neighbours=2), seed=0)
+    _, h = core.ask()
+    _finish(core, h, 50.0, Status.PRUNED, step=1)
+    centre = core.centre
+    _, h1 = core.ask()
+    _, h2 = core.ask()
+    _finish(core, h1, 40.0, Status.COMPLETE, step=3)  # lower score, but a full budget
+    _finish(core, h2, 90.0, Status.PRUNED, step=1)
+    assert core.centre != centre and core.results[core.centre] == (math.inf, 40.0)
+
+
+def test_rl_proposes_a_neighbour_of_a_converged_controllers_favourite(monkeypatch):
+    core = ReinforceController(NB201, seed=0)
+    config, handle = core.ask()
+    _finish(core, handle, 70.0, Status.COMPLETE)
+    monkeypatch.setattr(core, "_sample", lambda: config)  # every sample repeats it
+    new, _ = core.ask()
+    assert core.updates == 1 + core.max_history_updates
+    changed = [a != b for a, b in zip(NB201.tokens(new), NB201.tokens(config))]
+    assert sum(changed) == 1  # one decision changed, not a random cell
