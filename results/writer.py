@@ -14,15 +14,16 @@ Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``h
 
 ``trials.parquet`` is rewritten whole and atomically (a temporary file, then ``os.replace``; one
 object upload behind a URI, see :mod:`results.storage`), from an Arrow table of the ended trials'
-rows, converted once each, and the rows of the trials still running; the new iteration rows are appended as
-one more part file (:class:`results.parts.PartedTable`), so the rows written before are never
-rewritten (bar a merge every :data:`results.parts.MAX_PARTS` parts). A flush happens when a trial
-ends (past :data:`THROTTLE_AFTER_TRIALS` trials, at most every :data:`MIN_FLUSH_INTERVAL_S`
-seconds and once per 20 times the last flush took, so writing stays a small share of the
-driver's time however many trials there are; a pending one is written at a later step of Tune's
-loop; a trial that Tune's last snapshot holds as ended but the files do not is written from its
-last result when the experiment resumes) and at most every ``flush_every_s`` seconds while trials only report; a reader (or a crash)
-never sees a torn file. Rows are keyed by trial id (and iteration), so a resumed experiment that
+rows, converted once each, and the rows of the trials still running; the new iteration rows are
+appended as one more part file (:class:`results.parts.PartedTable`), so the rows written before
+are never rewritten (bar a merge every :data:`results.parts.MAX_PARTS` parts). A flush happens
+when a trial ends (past :data:`THROTTLE_AFTER_TRIALS` trials, at most every
+:data:`MIN_FLUSH_INTERVAL_S` seconds and once per 20 times the last flush took, so writing stays a
+small share of the driver's time however many trials there are; a pending one is written at a
+later step of Tune's loop; a trial that Tune's last snapshot holds as ended but the files do not
+is written from its last result when the experiment resumes) and at most every
+``flush_every_s`` seconds while trials only report; a reader (or a crash) never sees a torn
+file. Rows are keyed by trial id (and iteration), so a resumed experiment that
 replays results never duplicates a row. ``pd.read_parquet`` is the analysis API;
 :func:`results.load_results` reads both at once.
 """
@@ -101,7 +102,6 @@ class ResultsWriter(Callback):
         self.flush_every_s = flush_every_s
         self.trials: dict[str, dict[str, Any]] = {}
         self._table: pa.Table | None = None  # rows of ended trials, as written
-        self._in_table: set[str] = set()  # their trial ids
         self._loose: dict[str, dict[str, Any]] = {}  # rows not in the table: running, just ended
         self.pending: list[dict[str, Any]] = []  # iteration rows not written yet
         self.written: set[tuple[str, int]] = set()  # (trial, iteration) of every row so far
@@ -173,17 +173,14 @@ class ResultsWriter(Callback):
     def _rebuild_table(self) -> None:
         """Convert every row again at the next flush (after rows were dropped or reloaded)."""
         self._table = None
-        self._in_table.clear()
         self._loose = dict(self.trials)
 
     def _row(self, trial: Any) -> dict[str, Any]:
         """The trial's row, to be changed: it is (again) one of the rows converted at flush."""
         row = self.trials.get(trial.trial_id)
-        if row is not None and trial.trial_id in self._in_table:  # an ended trial runs again
+        if row is not None and trial.trial_id not in self._loose:  # in the table: runs again
             self._rebuild_table()
-        if row is not None:
-            self._loose[trial.trial_id] = row
-        else:
+        if row is None:
             row = {"trial_id": trial.trial_id, "status": "running", "searcher": self.searcher}
             config = trial.config or {}
             for key in self.param_names:
@@ -275,14 +272,12 @@ class ResultsWriter(Callback):
         start = time.monotonic()
         self.directory.mkdir()
         if self.pending:  # the iterations first: a trials row never names rows not written
-            self.iterations.append(pa.Table.from_pandas(pd.DataFrame(self.pending),
-                                                        preserve_index=False))
+            self.iterations.append(_to_arrow(self.pending))
             self.pending = []
         write_parquet(self._trials_table(), self.experiment.trials_file)
         self._dirty = self._ended = False
         self._last_flush = time.monotonic()
         self._flush_s = self._last_flush - start
-
 
     def _trials_table(self) -> pa.Table:
         """Every trial's row, in the order trials started: the ended trials' rows join the
@@ -291,7 +286,6 @@ class ResultsWriter(Callback):
         if ended:
             self._table = _concat(self._table, _to_arrow(ended))
             for r in ended:
-                self._in_table.add(r["trial_id"])
                 del self._loose[r["trial_id"]]
         table = _concat(self._table, _to_arrow(list(self._loose.values())))
         if table is None:

@@ -169,8 +169,6 @@ class LocalSearch(Strategy):
             self.failed.add(ident)
             if ident in self.starts:
                 self.starts.remove(ident)
-            if ident == self.centre:  # cannot happen (a centre has a result); kept for safety
-                self.centre = None
         else:
             self.results[ident] = self.fidelity.key(handle, score, status)
         self._advance()

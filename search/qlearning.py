@@ -177,8 +177,7 @@ class QLearning(Strategy):
     def _unseen(self) -> Tokens:
         """A uniformly random token sequence not evaluated nor training (if one is found)."""
         for _ in range(1000):
-            tokens = self.space.tokens(self.space.build(
-                lambda p, _: p.grid()[int(self.rng.integers(len(p.grid())))]))
+            tokens = self.space.tokens(self.space.sample_grid(self.rng))
             if tokens not in self.known and tokens not in self.stopped \
                     and tokens not in self.in_flight:
                 break

@@ -197,7 +197,7 @@ class ReinforceController(Strategy):
                 tokens = self.space.tokens(self.space.build(
                     lambda p, _, new=new: new[p.name] if p.name in new else pick(p)))
             else:
-                tokens = self.space.tokens(self.space.build(lambda p, _: pick(p)))
+                tokens = self.space.tokens(self.space.sample_grid(self.rng))
             if tokens not in self.evaluated and tokens not in self.in_flight:
                 break
         return tokens

@@ -315,6 +315,11 @@ class Space:
         """A uniformly random configuration (inactive parameters absent)."""
         return self.build(lambda p, _: p.sample(rng))
 
+    def sample_grid(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A uniformly random configuration on the grid (each active decision one of its grid
+        values): what the token-based searchers can propose."""
+        return self.build(lambda p, _: p.grid()[int(rng.integers(len(p.grid())))])
+
     def validate(self, config: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the first problem with ``config``."""
         for p in self.params:
