@@ -37,9 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from search.fidelity import FidelityTracker, Key
+from search.fidelity import FidelityStrategy, FidelityTracker, Key
 from search.outcome import Status
-from search.strategy import Strategy
 from spaces import Space
 from spaces.options import check_range
 
@@ -59,7 +58,7 @@ class EvolutionOptions:
         check_range("sample_size", self.sample_size, low=1, high=self.population_size)
 
 
-class AgingEvolution(Strategy):
+class AgingEvolution(FidelityStrategy):
     """Aging evolution over a space (see the module docstring)."""
 
     max_dedup_tries = 50  # re-mutations of a repeated child before a fresh random model
@@ -118,9 +117,6 @@ class AgingEvolution(Strategy):
             state["finished"] = state["asked"] - len(state["pending"])
             state["fidelity"] = FidelityTracker()
         self.__dict__.update(state)
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        self.fidelity.report(handle, step)
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         config = self.pending.pop(handle, None)  # type: ignore[call-overload]

@@ -26,8 +26,9 @@ from collections import deque
 from collections.abc import Hashable
 
 from search.outcome import Status
+from search.strategy import Strategy
 
-__all__ = ["FidelityTracker", "Key", "RankReward"]
+__all__ = ["FidelityStrategy", "FidelityTracker", "Key", "RankReward"]
 
 Key = tuple[float, float]  # (fidelity, score): compare lexicographically, larger is better
 
@@ -77,3 +78,13 @@ class RankReward:
         below = bisect.bisect_left(self.sorted, key)
         equal = bisect.bisect_right(self.sorted, key) - below
         return (below + 0.5 * equal) / len(self.sorted)
+
+
+class FidelityStrategy(Strategy):
+    """A strategy that ranks its finished trials by key: intermediate results only record how
+    far each trial got (``self.fidelity``, which the subclass creates)."""
+
+    fidelity: FidelityTracker
+
+    def report(self, handle: Hashable, step: int, score: float) -> None:
+        self.fidelity.report(handle, step)

@@ -32,12 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from search.fidelity import FidelityTracker, Key
+from search.fidelity import FidelityStrategy, FidelityTracker, Key
 from search.outcome import Status
-from search.strategy import Strategy
-from spaces import Float, Space
+from spaces import Space
 from spaces.options import check_range
-from spaces.space import token_of
 
 __all__ = ["LocalSearch", "LocalSearchOptions"]
 
@@ -54,7 +52,7 @@ class LocalSearchOptions:
         check_range("max_neighbours", self.max_neighbours, low=1)
 
 
-class LocalSearch(Strategy):
+class LocalSearch(FidelityStrategy):
     """Hill-climbing with random restarts (see the module docstring)."""
 
     def __init__(self, space: Space, options: LocalSearchOptions = LocalSearchOptions(), *,
@@ -96,19 +94,9 @@ class LocalSearch(Strategy):
                            "the space is exhausted.")
 
     def _neighbourhood(self, centre: Hashable) -> list[Hashable]:
-        config = self.configs[centre]
-        changes = []
-        for p in self.space.active_params(config):
-            values = p.grid()
-            current = config[p.name] if isinstance(p, Float) else token_of(p, config[p.name])
-            for i, value in enumerate(values):
-                if (value != current) if isinstance(p, Float) else (i != current):
-                    changes.append((p.name, value))
-        order = self.rng.permutation(len(changes))
         found: list[Hashable] = []
-        for i in order:
-            name, value = changes[int(i)]
-            ident = self._new(self.space.complete({**config, name: value}, self.rng))
+        for config in self.space.neighbours(self.configs[centre], self.rng):
+            ident = self._new(config)
             if ident is not None:
                 found.append(ident)
             if len(found) >= self.max_neighbours:
@@ -156,9 +144,6 @@ class LocalSearch(Strategy):
         return dict(self.configs[ident]), self.asked
 
     # -- results -------------------------------------------------------------------------
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        self.fidelity.report(handle, step)
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         ident = self.pending.pop(handle, None)  # type: ignore[call-overload]

@@ -53,9 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from search.fidelity import FidelityTracker, Key, RankReward
+from search.fidelity import FidelityStrategy, FidelityTracker, Key, RankReward
 from search.outcome import Status
-from search.strategy import Strategy
 from spaces import Param, Space
 from spaces.options import check_range
 
@@ -89,7 +88,7 @@ class QLearningOptions:
         check_range("rank_window", self.rank_window, low=1)
 
 
-class QLearning(Strategy):
+class QLearning(FidelityStrategy):
     """Epsilon-greedy Q-learning over shared states (see the module docstring)."""
 
     max_repeat_tries = 20  # proposals of already-evaluated configs replayed before giving up
@@ -225,9 +224,6 @@ class QLearning(Strategy):
         for i in batch:
             episode, episode_key = self.replay[int(i)]
             self._update(episode, self._reward(episode_key))
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        self.fidelity.report(handle, step)
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]

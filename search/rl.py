@@ -43,9 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from search.fidelity import FidelityTracker, Key, RankReward
+from search.fidelity import FidelityStrategy, FidelityTracker, Key, RankReward
 from search.outcome import Status
-from search.strategy import Strategy
 from spaces import Param, Space
 from spaces.options import check_range
 
@@ -97,7 +96,7 @@ class Controller(nn.Module):
         return self.heads[name](h)[0], (h, c)
 
 
-class ReinforceController(Strategy):
+class ReinforceController(FidelityStrategy):
     """REINFORCE over the :class:`Controller` (see the module docstring).
 
     Args:
@@ -179,26 +178,16 @@ class ReinforceController(Strategy):
         return self.space.from_tokens(tokens), self.asked
 
     def _unseen(self, near: tuple[int, ...]) -> tuple[int, ...]:
-        """An architecture neither evaluated nor training: one decision of ``near`` (the
-        controller's repeated sample) changed, else a uniformly random one."""
-        config = self.space.from_tokens(near)
-        params = [p for p in self.space.active_params(config) if len(p.grid()) > 1]
+        """An architecture neither evaluated nor training: a neighbour of ``near`` (the
+        controller's repeated sample, one decision changed), else a uniformly random one."""
+        def fresh(tokens: tuple[int, ...]) -> bool:
+            return tokens not in self.evaluated and tokens not in self.in_flight
 
-        def pick(p: Param) -> Any:
-            return p.grid()[int(self.rng.integers(len(p.grid())))]
-
-        for attempt in range(1000):
-            if attempt < 10 * len(params):  # a neighbour of the controller's favourite
-                changed = params[int(self.rng.integers(len(params)))]
-                value = config[changed.name]
-                while value == config[changed.name]:
-                    value = pick(changed)
-                new = {**config, changed.name: value}
-                tokens = self.space.tokens(self.space.build(
-                    lambda p, _, new=new: new[p.name] if p.name in new else pick(p)))
-            else:
-                tokens = self.space.tokens(self.space.sample_grid(self.rng))
-            if tokens not in self.evaluated and tokens not in self.in_flight:
+        for config in self.space.neighbours(self.space.from_tokens(near), self.rng):
+            if fresh(tokens := self.space.tokens(config)):
+                return tokens
+        for _ in range(1000):
+            if fresh(tokens := self.space.tokens(self.space.sample_grid(self.rng))):
                 break
         return tokens
 
@@ -216,9 +205,6 @@ class ReinforceController(Strategy):
             entropy = entropy - (log_probs.exp() * log_probs).sum()
             x = self.controller.embed[p.name](torch.tensor([token]))
         return log_prob, entropy
-
-    def report(self, handle: Hashable, step: int, score: float) -> None:
-        self.fidelity.report(handle, step)
 
     def _reward(self, key: Key, *, record: bool) -> float:
         """The score (full budgets) or the rank of ``key`` (once trials are stopped early)."""

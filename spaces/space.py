@@ -23,7 +23,7 @@ import difflib
 import math
 import operator
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Hashable, Mapping, Sequence, Union
+from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -319,6 +319,21 @@ class Space:
         """A uniformly random configuration on the grid (each active decision one of its grid
         values): what the token-based searchers can propose."""
         return self.build(lambda p, _: p.grid()[int(rng.integers(len(p.grid())))])
+
+    def neighbours(self, config: Mapping[str, Any], rng: np.random.Generator
+                   ) -> Iterator[dict[str, Any]]:
+        """Every configuration one active decision away from ``config`` (each other value of
+        that decision's grid), in random order; parameters that become active are sampled and
+        inactive ones dropped, as in :meth:`mutate`. Lazy: stop iterating when one is enough."""
+        changes = []
+        for p in self.active_params(config):
+            current = config[p.name] if isinstance(p, Float) else token_of(p, config[p.name])
+            for i, value in enumerate(p.grid()):
+                if (value != current) if isinstance(p, Float) else (i != current):
+                    changes.append((p.name, value))
+        for i in rng.permutation(len(changes)):
+            name, value = changes[int(i)]
+            yield self.complete({**config, name: value}, rng)
 
     def validate(self, config: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the first problem with ``config``."""

@@ -131,3 +131,19 @@ def test_canonical_is_hashable_and_order_free():
     shuffled = dict(reversed(list(cfg.items())))
     assert space.canonical(cfg) == space.canonical(shuffled)
     assert hash(space.canonical(cfg))
+
+
+@pytest.mark.parametrize("name", ["nb201", "cifar_cnn"])
+def test_neighbours_change_one_decision_each(name):
+    space = get_space(name)
+    rng = np.random.default_rng(3)
+    config = space.sample_grid(rng)
+    neighbours = list(space.neighbours(config, rng))
+    active = space.active_params(config)
+    assert len(neighbours) == sum(len(p.grid()) - 1 for p in active)
+    assert len({space.canonical(c) for c in neighbours}) == len(neighbours)
+    for child in neighbours:
+        space.validate(child)
+        changed = [p.name for p in active if p.name in child and child[p.name] != config[p.name]]
+        assert len(changed) == 1  # the one decision; others only appear or disappear with it
+        assert space.canonical(child) != space.canonical(config)
