@@ -85,6 +85,7 @@ def retrain_experiment(experiment: ExperimentDir, *, trial_id: str | None = None
     out.update(name=f"{spec.name}-retrain-{row['trial_id']}", samples=1, searcher="random",
                scheduler="fifo", max_concurrent_trials=1)
     out.pop("time_budget_s", None)
+    out.pop("warm_start", None)  # one fixed config: nothing to learn from another experiment
     if spec.space.name == INLINE:
         out["space"] = dict(config)  # each parameter of the file's own space a fixed value
     else:

@@ -1,4 +1,5 @@
-"""``hpnas run``, ``hpnas darts`` and ``hpnas resume``: parse, call the runner, print."""
+"""``hpnas run``, ``hpnas darts``, ``hpnas resume`` and ``hpnas extend``: parse, call the runner,
+print."""
 
 from __future__ import annotations
 
@@ -125,8 +126,6 @@ def cmd_darts(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from cluster.runner import RunError, resume_experiment
-    from cluster.spec import SpecError
     from results import ExperimentDir, NotAnExperiment
 
     experiment = ExperimentDir(args.directory)
@@ -137,10 +136,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     print(f"hpnas: resuming {experiment}"
           + (" (errored trials retried from their checkpoints)" if args.retry_errored else ""),
           flush=True)
+    return _continue(experiment, args, retry_errored=args.retry_errored)
+
+
+def _continue(experiment: Any, args: argparse.Namespace, **options: Any) -> int:
+    """``resume_experiment`` with the command line's answer to each way it can end, then the
+    leaderboard."""
+    from cluster.runner import RunError, resume_experiment
+    from cluster.spec import SpecError
+
     try:
         resume_experiment(experiment.location, address=args.address,
-                          dashboard=not args.no_dashboard, retry_errored=args.retry_errored,
-                          resource_check=not args.skip_resource_check)
+                          dashboard=not args.no_dashboard,
+                          resource_check=not args.skip_resource_check, **options)
     except SpecError as e:
         return fail(str(e))
     except RunError as e:
@@ -152,6 +160,33 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return run_failed(f"{failed} (all results in {experiment})")
     print_leaderboard(experiment, args.top)
     return 0
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from results import READABLE_SCHEMAS, ExperimentDir, NotAnExperiment
+
+    if args.samples is None and args.time_budget_s is None:
+        return fail("give --samples N (trials to add) and/or --time-budget-s SECONDS.")
+    if args.samples is not None and args.samples < 1:
+        return fail(f"--samples is {args.samples}, but must be >= 1 (the trials to add).")
+    if args.time_budget_s is not None and not args.time_budget_s > 0:
+        return fail(f"--time-budget-s is {args.time_budget_s}, but must be > 0.")
+    experiment = ExperimentDir(args.directory)
+    try:
+        experiment.require()
+        schema = experiment.results_schema()
+    except NotAnExperiment as e:
+        return fail(str(e))
+    except (OSError, ValueError) as e:
+        return fail(f"{experiment.trials_file} cannot be read ({str(e).splitlines()[0]}).")
+    if experiment.has_results() and schema not in READABLE_SCHEMAS:
+        return fail(f"{experiment} holds results of schema {schema}, but this hpnas reads "
+                    f"schemas {', '.join(READABLE_SCHEMAS)}; extend it with the hpnas version "
+                    "that ran it.")
+    more = [f"{args.samples} more trials"] if args.samples else []
+    more += [f"a time budget of {args.time_budget_s:g} s"] if args.time_budget_s else []
+    print(f"hpnas: extending {experiment}: {' and '.join(more)}", flush=True)
+    return _continue(experiment, args, extend_by=args.samples, time_budget_s=args.time_budget_s)
 
 
 def add_commands(sub: Any, flags: Flags) -> None:
@@ -192,3 +227,16 @@ def add_commands(sub: Any, flags: Flags) -> None:
     resume.add_argument("--retry-errored", action="store_true",
                         help="also retry trials that failed, from their last checkpoint")
     resume.set_defaults(func=cmd_resume)
+
+    extend = sub.add_parser(
+        "extend", help="continue a finished experiment with more trials or more time",
+        parents=[flags.ray, flags.resource_check, flags.top],
+        description="Grow the experiment in DIR: its searcher goes on from everything it "
+                    "learned (Optuna's study, the evolution population, the controller, the "
+                    "Q-table) for N more trials, and the results files are extended.",
+        epilog="example: hpnas extend runs/fashion_mnist_cnn-20261126-185418 --samples 20")
+    extend.add_argument("directory", help="the experiment directory (or URI)")
+    extend.add_argument("--samples", type=int, help="trials to add")
+    extend.add_argument("--time-budget-s", type=float, dest="time_budget_s",
+                        help="wall-clock budget of this continuation, in seconds")
+    extend.set_defaults(func=cmd_extend)

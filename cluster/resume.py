@@ -37,6 +37,7 @@ __all__ = ["PairedSearchGenerator", "SearcherSync", "newest_session", "reconcile
 logger = logging.getLogger(__name__)
 
 _restoring_from: str | None = None  # the experiment directory Tune is restoring, if known
+_extend_by: int | None = None  # trials to add to a restored search (``hpnas extend``)
 
 SNAPSHOT = ("experiment_state-", ".json")
 GENERATOR_STATE = ("search_gen_state-", ".json")
@@ -67,16 +68,18 @@ def newest_session(where: str | Location, kind: tuple[str, str] = SNAPSHOT) -> s
 
 
 @contextmanager
-def restoring_from(directory: str) -> Iterator[None]:
+def restoring_from(directory: str, extend_by: int | None = None) -> Iterator[None]:
     """While Tune restores the experiment in ``directory`` (``Tuner.restore(...).fit()``): the
     directory whose snapshots the search state is paired with (the one recorded when the
-    experiment was built may since have been copied or moved)."""
-    global _restoring_from
-    previous, _restoring_from = _restoring_from, directory
+    experiment was built may since have been copied or moved). ``extend_by``: the restored
+    searcher may hand out this many trials more than the experiment has (``hpnas extend``)."""
+    global _restoring_from, _extend_by
+    previous = _restoring_from, _extend_by
+    _restoring_from, _extend_by = directory, extend_by
     try:
         yield
     finally:
-        _restoring_from = previous
+        _restoring_from, _extend_by = previous
 
 
 class PairedSearchGenerator(SearchGenerator):
@@ -170,6 +173,8 @@ class SearcherSync(Callback):
             alg = alg.searcher
         if isinstance(alg, SpaceSearcher):
             reconcile(alg, trials)
+            if _extend_by is not None:  # the trials it has, and the ones asked for
+                alg.max_trials = alg.suggested + _extend_by
 
 
 def _same_config(searcher: SpaceSearcher, config: dict[str, Any],

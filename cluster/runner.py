@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
-from ray.tune.search import ConcurrencyLimiter
 
 from cluster.checkpoints import CheckpointJanitor
 from cluster.metrics import MetricsExporter
 from cluster.progress import ProgressPrinter
 from cluster.resume import PairedSearchGenerator, SearcherSync, newest_session, restoring_from
 from cluster.spec import ExperimentSpec, SpecError, load_saved
+from cluster.tracking import tracking_callbacks
 from results import ExperimentDir, Location
 from results.writer import ResultsWriter
+from search.pausing import PauseAwareLimiter
+from search.schedulers import POPULATION_SCHEDULERS
 
 __all__ = ["TUNE_ENV", "check_fresh", "connect", "resume_experiment", "run_experiment"]
 
@@ -223,15 +225,23 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
     trainable = _trainable(spec, trainable_fn)
     # The wrappers Tune would build from max_concurrent_trials are built here, so that
     # SearcherSync can hold them (and the searcher in them) across a restore.
+    # PBT and PB2 train the whole population side by side (trials take turns on the resources,
+    # paused at each perturbation); Hyperband's paused trials do not count (search.pausing).
+    population = spec.scheduler in POPULATION_SCHEDULERS
     search_alg = PairedSearchGenerator(
-        ConcurrencyLimiter(spec.make_searcher(), max_concurrent=spec.max_concurrent_trials),
+        PauseAwareLimiter(spec.make_searcher(), max_concurrent=(
+            spec.samples if population and spec.samples else spec.max_concurrent_trials)),
         experiment_dir=str(spec.directory))
     callbacks: list[Any] = [
         SearcherSync(search_alg),
         ResultsWriter(spec.directory, metric=spec.metric, mode=spec.mode,
                       max_epochs=spec.max_epochs, searcher=spec.searcher,
                       param_names=spec.space.names),
-        CheckpointJanitor(spec.directory),
+        # PBT continues a trial from the checkpoint another trial had at its last perturbation:
+        # keep those until a snapshot is newer than the next one.
+        CheckpointJanitor(spec.directory, keep_before_snapshot=(
+            int(spec.scheduler_options.get("perturbation_interval_epochs", 2)) + 2
+            if population else 2)),
     ]
     if metrics:
         callbacks.append(MetricsExporter(experiment=spec.name, metric=spec.metric,
@@ -240,6 +250,8 @@ def build_tuner(spec: ExperimentSpec, *, progress_interval_s: float = 15.0,
         callbacks.append(ProgressPrinter(metric=spec.metric, mode=spec.mode,
                                          max_epochs=spec.max_epochs,
                                          interval_s=progress_interval_s))
+    # Saved with Tune's experiment state like every callback here, so a resume keeps them.
+    callbacks += tracking_callbacks(spec)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -273,6 +285,8 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
     # that `hpnas resume` continues (before Tune's first snapshot: from the beginning).
     created = not spec.directory.is_dir()
     save_spec(spec, spec.directory)
+    if spec.warm_start is not None and spec.warm_start.trials:
+        print(f"hpnas: {spec.warm_start.note()}", file=sys.stderr, flush=True)
     try:
         with graceful_interrupt() as interrupted, \
                 connect(address, dashboard=dashboard, code_dir=_code_dir(spec)) as ray:
@@ -297,7 +311,8 @@ def run_experiment(spec: ExperimentSpec, *, address: str | None = None, dashboar
 def resume_experiment(directory: Location, *, address: str | None = None,
                       dashboard: bool = True, retry_errored: bool = False,
                       trainable_fn: Callable[..., None] | None = None,
-                      resource_check: bool = True) -> Location:
+                      resource_check: bool = True, extend_by: int | None = None,
+                      time_budget_s: float | None = None) -> Location:
     """Continue the experiment in ``directory`` after a crash, a kill or Ctrl-C.
 
     Tune restores its experiment state: finished trials stay finished, unfinished ones resume
@@ -309,12 +324,19 @@ def resume_experiment(directory: Location, *, address: str | None = None,
     from ray import tune
 
     spec = load_saved(directory, check_data=True)
+    if extend_by is not None or time_budget_s is not None:
+        if newest_session(directory) is None:
+            raise SpecError(f"{directory} has no experiment snapshot (it was stopped in its "
+                            "first seconds); continue it with `hpnas resume` first.")
+        _save_extension(spec, directory, extend_by, time_budget_s)
     if newest_session(directory) is None:
         # Killed before Tune's first snapshot: nothing to continue, so start over in place
         # (rows written so far belong to trials no snapshot knows).
         print(f"hpnas: {directory} has no experiment snapshot yet (the run was stopped in its "
               "first seconds); starting it again from the beginning.", flush=True)
         ExperimentDir(directory).clear_results()
+        if spec.warm_start is not None:  # a fresh searcher: seeded with the same trials again
+            spec = load_saved(directory, check_data=True, read_warm_start=True)
         return run_experiment(spec, address=address, dashboard=dashboard,
                               trainable_fn=trainable_fn, resource_check=resource_check)
     with graceful_interrupt() as interrupted, \
@@ -324,9 +346,28 @@ def resume_experiment(directory: Location, *, address: str | None = None,
         tuner = tune.Tuner.restore(str(directory), trainable=_trainable(spec, trainable_fn),
                                    resume_unfinished=True, resume_errored=retry_errored,
                                    restart_errored=False)
-        with restoring_from(str(directory)):
+        if time_budget_s is not None:
+            # Ray 2.60 restores the tuner's settings with no way to change them (a finished
+            # search cannot be given more time: ray-project/ray#42221); the budget is read from
+            # here when fit() starts, and counts from then.
+            tuner._local_tuner._tune_config.time_budget_s = time_budget_s
+        with restoring_from(str(directory), extend_by=extend_by):
             _fit(tuner, interrupted)
     return directory
+
+
+def _save_extension(spec: ExperimentSpec, directory: Location, extend_by: int | None,
+                    time_budget_s: float | None) -> None:
+    """Record in ``hpnas.yaml`` what ``hpnas extend`` asked for: the trials the experiment
+    will have and this session's time budget."""
+    experiment = ExperimentDir(directory)
+    raw = dict(spec.raw)
+    if extend_by is not None:
+        have = len(experiment.load()[0]) if experiment.has_results() else 0
+        raw["samples"] = have + extend_by
+    if time_budget_s is not None:
+        raw["time_budget_s"] = time_budget_s
+    experiment.spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 # Filesystems every node of a cluster can mount (network and cluster filesystems, FUSE mounts of

@@ -16,6 +16,7 @@ Example ``experiment.yaml``::
     train: {epochs: 5, batch_size: 64}
     seed: 0
     storage: runs
+    warm_start: runs/fmnist-cnn-v1  # start from that experiment's trials (cluster/warm_start.py)
 
 Every mistake is one :class:`SpecError` line naming the field, what is allowed and the fix.
 """
@@ -32,6 +33,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from cluster.tracking import parse_tracking, tracking_settings
 from cluster.user_code import (
     DEFAULT_EXCLUDES,
     UserCodeError,
@@ -41,8 +43,11 @@ from cluster.user_code import (
     is_reference,
     user_trainable,
 )
+from cluster.warm_start import WarmStart, load_warm_start
 from results import ExperimentDir, Location, is_uri
+from search.bohb import missing_bohb_packages
 from search.registry import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
+from search.schedulers import POPULATION_SCHEDULERS
 from spaces import SPACES, Space, closest, get_space
 from spaces.inline import compile_space
 from spaces.options import check_range, parse_options
@@ -97,6 +102,8 @@ class ExperimentSpec:
     seed: int = 0
     storage: str = DEFAULT_STORAGE
     max_failures: int = 0
+    tracking: tuple[Any, ...] = ()  # the trackers' option records (cluster.tracking)
+    warm_start: WarmStart | None = None  # another experiment's trials the search starts from
     raw: dict[str, Any] = field(default_factory=dict)  # the resolved file, saved with results
 
     def trainable_fn(self) -> tuple[Callable[..., None], dict[str, Any]]:
@@ -119,17 +126,19 @@ class ExperimentSpec:
         return make_searcher(
             self.searcher, space=self.space, metric=self.metric, mode=self.mode, seed=self.seed,
             max_epochs=self.max_epochs, max_trials=self.samples, options=self.searcher_options,
+            warm=self.warm_start.trials if self.warm_start else (),
         )
 
     def make_scheduler(self) -> Any:
         return make_scheduler(self.scheduler, metric=self.metric, mode=self.mode,
-                              max_epochs=self.max_epochs, options=self.scheduler_options)
+                              max_epochs=self.max_epochs, options=self.scheduler_options,
+                              space=self.space)
 
 
 _TOP_KEYS = (
     "name", "trainable", "space", "searcher", "scheduler", "metric", "mode", "samples",
     "time_budget_s", "max_concurrent_trials", "resources", "data", "train", "max_epochs",
-    "code", "seed", "storage", "max_failures",
+    "code", "seed", "storage", "max_failures", "warm_start", "tracking",
 )
 
 
@@ -170,11 +179,14 @@ def _int(data: Mapping[str, Any], key: str, default: int | None, low: int,
 
 
 def spec_from_mapping(data: Any, *, source: str = "experiment file", check_data: bool = True,
-                      base_dir: str | Path | None = None) -> ExperimentSpec:
+                      base_dir: str | Path | None = None,
+                      read_warm_start: bool = True) -> ExperimentSpec:
     """Validate a parsed experiment mapping; ``SpecError`` on the first problem.
 
     ``base_dir``: what relative paths in the file (a trainable's file, ``code``) are relative
-    to: the experiment file's folder (default: the current directory)."""
+    to: the experiment file's folder (default: the current directory). ``read_warm_start``:
+    read and check the trials of ``warm_start`` (with ``check_data``; a spec that will not
+    start a search, or one whose data is checked on a cluster, skips them)."""
     if not isinstance(data, Mapping):
         raise SpecError(f"{source} must be a YAML mapping of settings, not {type(data).__name__}.")
     for key in data:
@@ -184,7 +196,8 @@ def spec_from_mapping(data: Any, *, source: str = "experiment file", check_data:
                 f"Allowed: {', '.join(_TOP_KEYS)}."
             )
     try:
-        return _build(dict(data), check_data, Path(base_dir or os.getcwd()))
+        return _build(dict(data), check_data, Path(base_dir or os.getcwd()),
+                      read_warm_start=read_warm_start)
     except SpecError:
         raise
     except (ValueError, TypeError, ArithmeticError) as e:
@@ -205,7 +218,8 @@ class _Trained:
     saved: dict[str, Any] = field(default_factory=dict)  # resolved fields for hpnas.yaml
 
 
-def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> ExperimentSpec:
+def _build(data: dict[str, Any], check_data: bool, base_dir: Path, *,
+           read_warm_start: bool = True) -> ExperimentSpec:
     trainable = data.get("trainable")
     if not isinstance(trainable, str):
         raise SpecError(
@@ -217,10 +231,12 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
     space, metric, mode = trained.space, trained.metric, trained.mode
     _check_sampling(space)
 
-    searcher, searcher_options = _named(data.get("searcher"), "searcher", "optuna")
-    _choose(searcher, SEARCHERS, "searcher")
     scheduler, scheduler_options = _named(data.get("scheduler"), "scheduler", "asha")
     _choose(scheduler, SCHEDULERS, "scheduler")
+    searcher, searcher_options = _named(data.get("searcher"), "searcher",
+                                        _PAIRED_SEARCHER.get(scheduler, "optuna"))
+    _choose(searcher, SEARCHERS, "searcher")
+    _check_pairing(searcher, scheduler, scheduler_options, trained)
 
     samples = _int(data, "samples", 20, 1, allow_none=True)
     budget = data.get("time_budget_s")
@@ -230,6 +246,9 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
     if samples is None and budget is None:
         raise SpecError("`samples` is null and `time_budget_s` is not set: the search would "
                         "never end; set `samples: N` or `time_budget_s: SECONDS`.")
+    if scheduler in POPULATION_SCHEDULERS and samples is None:
+        raise SpecError(f"`samples` is null, but scheduler {scheduler!r} trains a population of "
+                        "`samples` trials side by side; set `samples: N` (the population).")
     max_concurrent = _int(data, "max_concurrent_trials", 2, 1)
     seed = _int(data, "seed", 0, 0)
     if seed >= 2**32:  # type: ignore[operator]
@@ -257,6 +276,9 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
         storage = str(Path(storage).expanduser().resolve())
         if check_data:  # on this machine; a submitted job's storage is the cluster's
             _check_writable(storage)
+    # Packages are checked where the experiment runs (a submitted job's: on the cluster).
+    tracking = parse_tracking(data.get("tracking"), check_installed=check_data,
+                              local_storage=Location(storage).local is not None)
 
     spec = ExperimentSpec(
         name=name, trainable=trainable, space=space, settings=trained.settings,
@@ -265,7 +287,7 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
         scheduler_options=scheduler_options, metric=metric, mode=mode, samples=samples,
         time_budget_s=float(budget) if budget is not None else None,
         max_concurrent_trials=max_concurrent, resources=resources, seed=seed,
-        storage=storage, max_failures=max_failures,
+        storage=storage, max_failures=max_failures, tracking=tracking,
     )
     # Build once to validate the searcher's and scheduler's options (cheap, no Ray started).
     spec.make_searcher()
@@ -274,7 +296,49 @@ def _build(data: dict[str, Any], check_data: bool, base_dir: Path) -> Experiment
            "name": name, "storage": storage, "metric": metric, "mode": mode,
            "searcher": data.get("searcher") or searcher,
            "scheduler": data.get("scheduler") or scheduler, **trained.saved}
-    return dataclasses.replace(spec, raw=raw)
+    if tracking:  # paths resolved, so that a resume from elsewhere finds the same stores
+        raw["tracking"] = tracking_settings(tracking)
+    warm = None
+    if data.get("warm_start") is not None:  # after the searcher's options: read last
+        warm = load_warm_start(data["warm_start"], base_dir=base_dir, space=space,
+                               metric=metric, mode=mode, searcher=searcher,
+                               directory=spec.directory, read=check_data and read_warm_start)
+        raw["warm_start"] = warm.saved()
+    return dataclasses.replace(spec, raw=raw, warm_start=warm)
+
+
+# The searcher a scheduler gets when the file names none: BOHB's model is its own searcher; PBT
+# and PB2 change configs while trials train, so a searcher learning from final scores would learn
+# from trials whose config is no longer the one it proposed.
+_PAIRED_SEARCHER = {"bohb": "bohb", "pbt": "random", "pb2": "random"}
+_POPULATION_SEARCHERS = ("random", "grid", "points")
+
+
+def _check_pairing(searcher: str, scheduler: str, scheduler_options: Mapping[str, Any],
+                   trained: _Trained) -> None:
+    """``SpecError`` for a searcher and scheduler that do not work together, and for PBT
+    mutations a built-in trainable cannot continue from another trial's checkpoint."""
+    if (searcher == "bohb") != (scheduler == "bohb"):
+        raise SpecError(f"`searcher` is {searcher!r} and `scheduler` is {scheduler!r}, but BOHB "
+                        "is a pair: set both to bohb (the model proposes configs, its Hyperband "
+                        "runs them), or neither.")
+    if searcher == "bohb" and (missing := missing_bohb_packages()):
+        raise SpecError(missing)
+    if scheduler in POPULATION_SCHEDULERS and searcher not in _POPULATION_SEARCHERS:
+        raise SpecError(f"`searcher` is {searcher!r}, but scheduler {scheduler!r} changes configs "
+                        "while trials train, so a searcher learning from final scores would be "
+                        "misled; use searcher random (the default with it), grid or points to "
+                        "draw the initial population.")
+    mutate = scheduler_options.get("mutate")
+    if scheduler in POPULATION_SCHEDULERS and trained.user is None and isinstance(mutate, list):
+        mutable = TRAINABLE_INFO[trained.trainable].mutable
+        wrong = [n for n in mutate if n not in mutable and n in trained.space.names]
+        if wrong:
+            raise SpecError(
+                f"`scheduler.mutate` names {', '.join(map(repr, wrong))}, but trainable "
+                f"{trained.trainable!r} cannot continue another trial's checkpoint with a "
+                f"different value of it (it shapes the model or the data); it can mutate: "
+                f"{', '.join(mutable) or 'nothing (use asha, hyperband or bohb with it)'}.")
 
 
 def _check_sampling(space: Space, draws: int = 32) -> None:
@@ -513,15 +577,17 @@ def _parse_yaml(text: str, path: str) -> Any:
 
 
 def load_saved(experiment: ExperimentDir | Location | str, *,
-               check_data: bool = False) -> ExperimentSpec:
+               check_data: bool = False, read_warm_start: bool = False) -> ExperimentSpec:
     """The validated spec an experiment directory was run with (its saved ``hpnas.yaml``);
-    ``SpecError`` when the directory holds none."""
+    ``SpecError`` when the directory holds none. ``read_warm_start``: read the trials of its
+    ``warm_start`` again (only a search started over needs them: a resumed searcher's saved
+    state holds them)."""
     experiment = ExperimentDir(experiment)
     if not experiment.is_experiment():
         raise SpecError(f"{experiment} is not an hpnas experiment directory (no "
                         f"{ExperimentDir.SPEC_FILE}); pass the directory `hpnas run` printed.")
     return spec_from_mapping(read_yaml(experiment.spec_file), source=str(experiment.spec_file),
-                             check_data=check_data)
+                             check_data=check_data, read_warm_start=read_warm_start)
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, *,

@@ -20,6 +20,7 @@ from results.analysis import (
     pareto_front,
 )
 from results.experiment import (
+    READABLE_SCHEMAS,
     SCHEMA_VERSION,
     ExperimentDir,
     NotAnExperiment,
@@ -32,6 +33,7 @@ from results.experiment import (
 from results.storage import Location, is_uri
 
 __all__ = [
+    "READABLE_SCHEMAS",
     "SCHEMA_VERSION",
     "ExperimentDir",
     "Experiments",

@@ -32,10 +32,11 @@ import yaml
 from results.storage import Location
 from spaces import Categorical, Integer, Space
 
-__all__ = ["SCHEMA_VERSION", "ExperimentDir", "NotAnExperiment", "config_of", "goal_of",
+__all__ = ["READABLE_SCHEMAS", "SCHEMA_VERSION", "ExperimentDir", "NotAnExperiment", "config_of", "goal_of",
            "load_results", "plain", "read_parquet", "write_parquet"]
 
 SCHEMA_VERSION = "2"  # 2: iterations.parquet is a folder of part files (1: one file)
+READABLE_SCHEMAS = tuple(str(v) for v in range(1, int(SCHEMA_VERSION) + 1))
 
 
 class NotAnExperiment(FileNotFoundError):
@@ -102,6 +103,14 @@ class ExperimentDir:
 
     def has_results(self) -> bool:
         return self.trials_file.is_file()
+
+    def results_schema(self) -> str | None:
+        """The results schema version the trials file was written with (``None``: no trials
+        file, or one hpnas did not write)."""
+        if not self.has_results():
+            return None
+        metadata = pq.read_schema(pa.BufferReader(self.trials_file.read_bytes())).metadata
+        return (metadata or {}).get(b"hpnas_schema", b"").decode() or None
 
     def require(self) -> ExperimentDir:
         """``self``, or :class:`NotAnExperiment` when there is no saved experiment file."""

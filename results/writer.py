@@ -105,6 +105,10 @@ class ResultsWriter(Callback):
         self._loose: dict[str, dict[str, Any]] = {}  # rows not in the table: running, just ended
         self.pending: list[dict[str, Any]] = []  # iteration rows not written yet
         self.written: set[tuple[str, int]] = set()  # (trial, iteration) of every row so far
+        # PBT and PB2 give a running trial a new config: the config each trial last reported
+        # with, and the trials whose config changed (their iteration rows carry it)
+        self._configs: dict[str, Any] = {}
+        self._changed: set[str] = set()
         self.iterations = PartedTable(self.experiment.iterations_file,
                                       metadata={b"hpnas_schema": SCHEMA_VERSION.encode()})
         self._last_flush = 0.0
@@ -203,7 +207,16 @@ class ResultsWriter(Callback):
         for key, value in result.items():
             if key not in _SKIP_KEYS and not isinstance(value, dict):
                 it[key] = _scalar(value)
-        if (trial.trial_id, step) not in self.written:  # a resumed trial may report it again
+        config = result.get("config")  # what the trainable ran with (PBT may have changed it)
+        if isinstance(config, dict):
+            if config != self._configs.setdefault(trial.trial_id, config):
+                self._config_changed(trial.trial_id, row, config)
+            if trial.trial_id in self._changed:  # the hyperparameters' schedule, epoch by epoch
+                it.update((f"config/{k}", _scalar(v)) for k, v in config.items())
+                it["config_changes"] = row["config_changes"]
+        # A resumed trial may report a step again: one row each. A trial PBT changed continues
+        # another's checkpoint and may train a step again with its new config: a row each time.
+        if (trial.trial_id, step) not in self.written or trial.trial_id in self._changed:
             self.written.add((trial.trial_id, step))
             self.pending.append(it)
         value = finite_metric(result, self.metric)
@@ -219,6 +232,15 @@ class ResultsWriter(Callback):
         self._dirty = True
         if time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
+
+    def _config_changed(self, trial_id: str, row: dict[str, Any], config: Any) -> None:
+        """A scheduler (PBT, PB2) changed a running trial's config: the trial's row holds the
+        config it ends with, ``config_changes`` counts the changes."""
+        self._configs[trial_id] = config
+        self._changed.add(trial_id)
+        for key, value in (config or {}).items():
+            row[f"config/{key}"] = _scalar(value)
+        row["config_changes"] = int(row.get("config_changes") or 0) + 1
 
     def _finish(self, trial: Any, error: bool) -> None:
         row = self._row(trial)

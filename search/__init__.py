@@ -20,6 +20,7 @@ __all__ = [
     "SpaceSearcher",
     "Status",
     "Strategy",
+    "WarmTrial",
     "make_scheduler",
     "make_searcher",
 ]
@@ -31,6 +32,7 @@ _LAZY = {
     "make_scheduler": "search.registry",
     "make_searcher": "search.registry",
     "SpaceSearcher": "search.adapter",
+    "WarmTrial": "search.fidelity",
 }
 
 

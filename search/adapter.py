@@ -11,7 +11,11 @@
   with the budget); else ``COMPLETE``;
 * unknown trial ids (a restored experiment gives restarted trials new ids) are ignored with one
   warning, never a crash;
-* ``save``/``restore`` pickle the whole object: core state, live trials, RNGs, counters.
+* ``save``/``restore`` pickle the whole object: core state, live trials, RNGs, counters;
+* ``warm(trials)`` seeds a new search with another experiment's finished trials (a warm start):
+  each gets its ``(fidelity, score)`` key under this search's budget and mode, and the core
+  learns from them (:meth:`search.strategy.Strategy.warm`); they are never handed out, so they
+  spend none of ``max_trials``.
 
 Making a restored searcher agree with the trials Tune restored is the resume's business
 (:func:`cluster.resume.reconcile`).
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Sequence
 from typing import Any, Hashable
 
 from ray.tune.search import Searcher
 
+from search.fidelity import WarmTrial
 from search.outcome import TRAINING_ITERATION, Status, classify, finite_metric
 from search.strategy import Strategy
 from spaces import Space
@@ -77,6 +83,7 @@ class SpaceSearcher(Searcher):
         self.outcomes: dict[str, Status] = {}
         self.unlearned: set[str] = set()  # restored trials the core does not learn from
         self.invalid_in_a_row = 0
+        self.warmed = 0  # trials of another experiment the core learned from
         self._warned_unknown = False
 
     def set_search_properties(
@@ -90,6 +97,15 @@ class SpaceSearcher(Searcher):
 
     def score(self, value: float) -> float:
         return value if self._mode == "max" else -value
+
+    def warm(self, trials: Sequence[WarmTrial]) -> None:
+        """Seed the core with ``trials`` (oldest first; valid configs of the space with finite
+        values), once, before the first suggestion."""
+        if self.suggested or self.warmed:
+            raise RuntimeError("a searcher is warm-started once, before its first suggestion.")
+        self.strategy.warm([(dict(t.config), (t.fidelity(self.max_epochs), self.score(t.value)))
+                            for t in trials])
+        self.warmed = len(trials)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.max_trials is not None and self.suggested >= self.max_trials:
@@ -155,6 +171,17 @@ class SpaceSearcher(Searcher):
         except Exception:  # a strategy's bug must not end the experiment and its results
             logger.exception("%s searcher failed to learn from trial %s; going on.", self.name,
                              trial_id)
+
+    def on_pause(self, trial_id: str) -> None:
+        """Hyperband paused the trial until its bracket catches up (BOHB's model is told)."""
+        handle = self.live.get(trial_id)
+        if handle is not None:
+            self.strategy.pause(handle)
+
+    def on_unpause(self, trial_id: str) -> None:
+        handle = self.live.get(trial_id)
+        if handle is not None:
+            self.strategy.unpause(handle)
 
     def abandon(self, handle: Hashable) -> None:
         """Forget a proposal that never ran: the core takes it back (:meth:`Strategy.abandon`:

@@ -20,6 +20,11 @@ tournament compares members by ``(fidelity, score)`` (:mod:`search.fidelity`), s
 stopped at epoch ``r`` loses to every member that trained further and is ranked by its epoch-``r``
 score only against members stopped at the same epoch. With FIFO this is the score.
 
+A warm start (:meth:`AgingEvolution.warm`) gives the initial population: another experiment's
+trials, the most recent last (the newest ``population_size`` of them stay), count as finished,
+so with ``population_size`` of them the first proposal is already a mutation; with ``dedup``
+none of them is proposed again.
+
 Example:
     >>> core = AgingEvolution(get_space("nb201"), EvolutionOptions(population_size=20,
     ...                       sample_size=5), seed=0)
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +128,17 @@ class AgingEvolution(FidelityStrategy):
         if config is None or status is Status.FAILED or score is None:
             self.fidelity.forget(handle)
             return
+        self._join(config, self.fidelity.key(handle, score, status))
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """The initial population: ``trials`` join in order (the oldest dies first) and count
+        as finished."""
+        for config, key in trials:
+            self.seen.add(self.space.canonical(config))
+            self._join(dict(config), key)
+
+    def _join(self, config: dict[str, Any], key: Key) -> None:
         self.finished += 1
-        self.population.append((config, self.fidelity.key(handle, score, status)))
+        self.population.append((config, key))
         while len(self.population) > self.population_size:
             self.population.popleft()  # the oldest dies, not the worst

@@ -15,6 +15,10 @@ rule every strategy here uses instead is the one the scheduler itself applies:
 Strategies that need a number rather than an order (REINFORCE's reward, Q-learning's return)
 use :class:`RankReward`: the key's quantile among the recently finished trials, in ``[0, 1]``.
 
+A trial of another experiment (a warm start, :class:`WarmTrial`) gets a key by the same rule,
+measured against this experiment's budget: it counts as complete when it ran at least
+``max_epochs`` reports, else as stopped at the epoch it reached.
+
 Ray-free, like the strategy cores that use it.
 """
 
@@ -24,13 +28,38 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
 
 from search.outcome import Status
 from search.strategy import Strategy
 
-__all__ = ["FidelityStrategy", "FidelityTracker", "Key", "RankReward"]
+__all__ = ["FidelityStrategy", "FidelityTracker", "Key", "RankReward", "WarmTrial"]
 
 Key = tuple[float, float]  # (fidelity, score): compare lexicographically, larger is better
+
+
+@dataclass(frozen=True)
+class WarmTrial:
+    """A finished (complete or early-stopped) trial of another experiment, as its results hold
+    it: what a warm start seeds a search with (:meth:`search.strategy.Strategy.warm`).
+
+    Example:
+        >>> WarmTrial({"lr": 0.01}, value=0.91, epochs=3, complete=True).fidelity(5)
+        3.0
+    """
+
+    config: dict[str, Any]
+    value: float  # the metric's last reported value, as reported (not yet a maximised score)
+    epochs: int  # the reports it made
+    complete: bool  # it ran its own experiment's full budget
+    trial_id: str = ""
+
+    def fidelity(self, max_epochs: int | None) -> float:
+        """The key's fidelity under a budget of ``max_epochs``: infinite when the trial ran at
+        least that many epochs (budget unknown: when it completed), else the epochs it ran."""
+        full = self.complete if max_epochs is None else self.epochs >= max_epochs
+        return math.inf if full else float(self.epochs)
 
 
 class FidelityTracker:

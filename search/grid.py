@@ -4,19 +4,24 @@
 steps, ``grid_points`` floats), following conditions, so a variable-depth space yields each
 depth's own sub-grid. ``points`` proposes a given list of configs (NAS-Bench-201 cells may be
 given as arch strings), for example the genotypes DARTS derived. Both then say ``FINISHED``.
+After a warm start, the configs another experiment ran are left out of the list.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Hashable, Iterator
 
 import numpy as np
 
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import CellSpace, Space
+
+if TYPE_CHECKING:
+    from search.fidelity import Key
 
 __all__ = ["GridOptions", "GridSearch", "PointsOptions", "PointsSearch", "grid_configs"]
 
@@ -58,9 +63,10 @@ class PointsOptions:
 
 
 class _ListSearch(Strategy):
-    """Proposes ``self.configs`` in order, then is exhausted."""
+    """Proposes ``self.configs`` of ``space`` in order, then is exhausted."""
 
-    def __init__(self, configs: list[dict[str, Any]]) -> None:
+    def __init__(self, configs: list[dict[str, Any]], space: Space) -> None:
+        self.space = space
         self.configs = configs
         self.index = 0
         self.requeued: list[int] = []
@@ -77,6 +83,12 @@ class _ListSearch(Strategy):
             return None
         self.index += 1
         return dict(self.configs[self.index - 1]), self.index
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """Leave the configs of ``trials`` out of those not yet proposed."""
+        done = {self.space.canonical(config) for config, _ in trials}
+        self.configs[self.index:] = [c for c in self.configs[self.index:]
+                                     if self.space.canonical(c) not in done]
 
     def abandon(self, handle: Hashable) -> None:
         """A proposal that never ran goes back in the queue."""
@@ -100,7 +112,7 @@ class GridSearch(_ListSearch):
                                  "narrow it with overrides, or use random or optuna.")
         if options.shuffle:
             np.random.default_rng(seed).shuffle(configs)  # type: ignore[arg-type]
-        super().__init__(configs)
+        super().__init__(configs, space)
 
 
 class PointsSearch(_ListSearch):
@@ -123,4 +135,4 @@ class PointsSearch(_ListSearch):
             except ValueError as e:
                 raise ValueError(f"`points[{i}]`: {e}") from None
             configs.append(dict(point))
-        super().__init__(configs)
+        super().__init__(configs, space)

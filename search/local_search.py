@@ -18,6 +18,10 @@ Under early stopping (ASHA, the median rule) configs are compared by ``(fidelity
 (:mod:`search.fidelity`): a neighbour stopped at an early rung never beats a centre that trained
 further, and a stopped centre is beaten by any neighbour that survived its rung.
 
+A warm start (:meth:`LocalSearch.warm`) makes another experiment's results known: the first
+climb starts from the best of them (no random ``initial`` configs first), and none of them is
+proposed again.
+
 Example:
     >>> core = LocalSearch(get_space("nb201"), LocalSearchOptions(initial=10), seed=0)
     >>> config, handle = core.ask()
@@ -26,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +161,18 @@ class LocalSearch(FidelityStrategy):
         else:
             self.results[ident] = self.fidelity.key(handle, score, status)
         self._advance()
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """``trials`` become known results; the best of them is the first climb's centre."""
+        known = []
+        for config, key in trials:
+            ident = self.space.canonical(config)
+            self.configs.setdefault(ident, dict(config))
+            self.results[ident] = max(key, self.results.get(ident, key))
+            known.append(ident)
+        if known and self.centre is None:
+            self.climbs += 1
+            self._climb_from(max(known, key=lambda i: self.results[i]))
 
     def abandon(self, handle: Hashable) -> None:
         """A proposal that never ran is proposed again later (not counted as failed)."""

@@ -35,6 +35,11 @@ full budgets that is the score's quantile (a few disastrous architectures do not
 Q-values' means, which raw accuracies let them do); under early stopping, a trial stopped at a
 rung counts as worse than those that survived it.
 
+A warm start (:meth:`QLearning.warm`) adds another experiment's trials as episodes: each goes
+into the replay memory and updates the Q-table as a finished trial would, is never proposed
+again, and counts in the epsilon schedule as a model evaluated (so a search warm-started with
+``random_trials + decay_trials`` of them starts at ``epsilon_end``).
+
 Departures from the paper: rank rewards; continuous epsilon schedule sized for small budgets;
 mean-reward initialisation.
 
@@ -47,7 +52,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +97,7 @@ class QLearning(FidelityStrategy):
     """Epsilon-greedy Q-learning over shared states (see the module docstring)."""
 
     max_repeat_tries = 20  # proposals of already-evaluated configs replayed before giving up
+    warmed = 0  # episodes of a warm start (a class default: states saved before it exist)
 
     def __init__(self, space: Space, options: QLearningOptions = QLearningOptions(), *,
                  seed: int | None = None) -> None:
@@ -129,7 +135,7 @@ class QLearning(FidelityStrategy):
     @property
     def epsilon(self) -> float:
         """The exploration rate for the next proposal."""
-        past = self.asked - self.random_trials
+        past = self.asked + self.warmed - self.random_trials
         if past < 0:
             return self.epsilon_start
         fraction = min(1.0, past / max(1, self.decay_trials))
@@ -232,9 +238,17 @@ class QLearning(FidelityStrategy):
         if tokens is None or status is Status.FAILED or score is None:
             self.fidelity.forget(handle)
             return
-        key = self.fidelity.key(handle, score, status)
+        self._finished(tokens, self.fidelity.key(handle, score, status))
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """Episodes of another experiment, learned from in order as finished trials."""
+        for config, key in trials:
+            self._finished(self.space.tokens(config), key)
+        self.warmed += len(trials)
+
+    def _finished(self, tokens: Tokens, key: Key) -> None:
         self.ranks.add(key)
-        if status is Status.COMPLETE:
+        if key[0] == math.inf:  # complete: cached as final
             self.known[tokens] = max(key, self.known.get(tokens, key))
             self.stopped.pop(tokens, None)
         elif tokens not in self.known:

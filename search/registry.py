@@ -9,10 +9,13 @@ the builder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from search.bohb import BohbOptions, BohbStrategy
 from search.evolution import AgingEvolution, EvolutionOptions
+from search.fidelity import WarmTrial
 from search.grid import GridOptions, GridSearch, PointsOptions, PointsSearch
 from search.local_search import LocalSearch, LocalSearchOptions
 from search.optuna_search import OptunaOptions, OptunaStrategy
@@ -21,11 +24,19 @@ from search.random_search import RandomOptions, RandomSearch
 from search.rl import ReinforceController, RlOptions
 from search.schedulers import (
     AshaOptions,
+    BohbSchedulerOptions,
     FifoOptions,
+    HyperbandOptions,
     MedianOptions,
+    Pb2Options,
+    PbtOptions,
     build_asha,
+    build_bohb,
     build_fifo,
+    build_hyperband,
     build_median,
+    build_pb2,
+    build_pbt,
 )
 from spaces import Space, closest
 from spaces.options import parse_options
@@ -39,7 +50,7 @@ class Entry:
 
     ``build`` takes the option record: a searcher's as ``build(space, options, seed=...)`` (its
     strategy core's constructor), a scheduler's as ``build(options, metric=..., mode=...,
-    max_epochs=...)``.
+    max_epochs=..., space=...)``.
     """
 
     options: type
@@ -55,12 +66,17 @@ SEARCHERS: dict[str, Entry] = {
     "points": Entry(PointsOptions, PointsSearch),
     "qlearning": Entry(QLearningOptions, QLearning),
     "local_search": Entry(LocalSearchOptions, LocalSearch),
+    "bohb": Entry(BohbOptions, BohbStrategy),
 }
 
 SCHEDULERS: dict[str, Entry] = {
     "asha": Entry(AshaOptions, build_asha),
     "median": Entry(MedianOptions, build_median),
     "fifo": Entry(FifoOptions, build_fifo),
+    "hyperband": Entry(HyperbandOptions, build_hyperband),
+    "bohb": Entry(BohbSchedulerOptions, build_bohb),
+    "pbt": Entry(PbtOptions, build_pbt),
+    "pb2": Entry(Pb2Options, build_pb2),
 }
 
 
@@ -84,9 +100,11 @@ def make_searcher(
     max_epochs: int | None = None,
     max_trials: int | None = None,
     options: Mapping[str, Any] | None = None,
+    warm: Sequence[WarmTrial] = (),
 ) -> Any:
     """A Ray Tune ``Searcher`` (:class:`search.adapter.SpaceSearcher`) named ``name`` over
-    ``space``.
+    ``space``, warm-started with ``warm`` (another experiment's finished trials, oldest first:
+    learned from, never proposed again, not counted in ``max_trials``) when given.
 
     Example:
         >>> searcher = make_searcher("optuna", space=get_space("cifar_cnn"), metric="val_acc",
@@ -95,12 +113,16 @@ def make_searcher(
     from search.adapter import SpaceSearcher
 
     entry, record = _options(SEARCHERS, "searcher", name, options)
-    return SpaceSearcher(entry.build(space, record, seed=seed), space=space, metric=metric,
-                         mode=mode, max_epochs=max_epochs, max_trials=max_trials, name=name)
+    searcher = SpaceSearcher(entry.build(space, record, seed=seed), space=space, metric=metric,
+                             mode=mode, max_epochs=max_epochs, max_trials=max_trials, name=name)
+    if warm:
+        searcher.warm(warm)
+    return searcher
 
 
 def make_scheduler(name: str, *, metric: str, mode: str, max_epochs: int | None,
-                   options: Mapping[str, Any] | None = None) -> Any:
-    """Ray's scheduler called ``name`` with ``options`` checked; ``ValueError`` on a mistake."""
+                   options: Mapping[str, Any] | None = None, space: Space | None = None) -> Any:
+    """Ray's scheduler called ``name`` with ``options`` checked; ``ValueError`` on a mistake.
+    ``space``: the search space (PBT and PB2 check the parameters they mutate against it)."""
     entry, record = _options(SCHEDULERS, "scheduler", name, options)
-    return entry.build(record, metric=metric, mode=mode, max_epochs=max_epochs)
+    return entry.build(record, metric=metric, mode=mode, max_epochs=max_epochs, space=space)

@@ -27,6 +27,11 @@ is the quantile of its ``(fidelity, score)`` among the last ``rank_window`` fini
 an early-stopped trial counts as worse than the trials that survived its rung, and as its
 rung-score ranks it among those stopped there; the baseline restarts on that scale.
 
+A warm start (:meth:`ReinforceController.warm`) treats another experiment's trials as finished
+samples: they join the history (so they are answered from it, never proposed again), the
+baseline and scale start at their rewards' mean and variance, and the controller takes one
+REINFORCE step on each, oldest first.
+
 Example:
     >>> core = ReinforceController(get_space("nb201"), seed=0)
     >>> config, handle = core.ask()
@@ -35,7 +40,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import math
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +232,22 @@ class ReinforceController(FidelityStrategy):
         key = self.fidelity.key(handle, score, status)
         self.evaluated[tokens] = max(key, self.evaluated.get(tokens, key))
         self._learn(tokens, self._reward(key, record=True))
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """REINFORCE on ``trials`` as finished samples, from a baseline at their mean reward."""
+        if not trials:
+            return
+        samples = [(self.space.tokens(config), key) for config, key in trials]
+        for tokens, key in samples:
+            self.evaluated[tokens] = max(key, self.evaluated.get(tokens, key))
+            self.ranks.add(key)
+        if any(key[0] != math.inf for _, key in samples):
+            self.multi_fidelity = True
+        rewards = [self._reward(key, record=False) for _, key in samples]
+        if self.baseline is None:
+            self.baseline, self.scale = float(np.mean(rewards)), float(np.var(rewards))
+        for (tokens, _), reward in zip(samples, rewards):
+            self._learn(tokens, reward)
 
     def _learn(self, tokens: tuple[int, ...], reward: float) -> None:
         """One REINFORCE step on ``tokens`` with ``reward``."""

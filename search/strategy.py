@@ -12,9 +12,13 @@ experiment file is the constructor's input as it is.
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Hashable
 
 from search.outcome import Status
+
+if TYPE_CHECKING:
+    from search.fidelity import Key
 
 __all__ = ["Strategy"]
 
@@ -31,7 +35,11 @@ class Strategy:
       (``None`` when the trial failed);
     * ``abandon(handle)`` instead of ``tell`` for a proposal that never ran (a resumed
       experiment that never had that trial); the default tells the core it failed, so it
-      learns no value from it.
+      learns no value from it;
+    * ``warm(trials)`` at most once, before the first ``ask``, with another experiment's
+      finished trials (a warm start): the core learns from them as if it had proposed them,
+      never proposes them again and spends no budget on them. Every core implements it; the
+      default refuses.
     """
 
     def ask(self) -> tuple[dict[str, Any], Hashable] | None:
@@ -40,8 +48,20 @@ class Strategy:
     def report(self, handle: Hashable, step: int, score: float) -> None:
         """Intermediate results; the default ignores them."""
 
+    def pause(self, handle: Hashable) -> None:
+        """A scheduler paused the trial (Hyperband, until its bracket catches up); the default
+        ignores it."""
+
+    def unpause(self, handle: Hashable) -> None:
+        """The paused trial trains again; the default ignores it."""
+
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         raise NotImplementedError
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """Learn from ``trials``, ``(config, key)`` pairs oldest first, each a valid config of
+        the space with its ``(fidelity, score)`` key (:mod:`search.fidelity`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be warm-started.")
 
     def abandon(self, handle: Hashable) -> None:
         """A proposal that never ran; by default it counts as failed."""

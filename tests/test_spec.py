@@ -35,8 +35,8 @@ BAD = [
                                 f"{', '.join(sorted(TRAINABLE_INFO))}. Did you mean 'cifar_cnn'?"),
     ({"searcher": "optunaa"}, f"`searcher` is 'optunaa', but must be one of "
                               f"{', '.join(sorted(SEARCHERS))}. Did you mean 'optuna'?"),
-    ({"scheduler": {"name": "ashaa"}}, "`scheduler` is 'ashaa', but must be one of asha, fifo, "
-                                       "median. Did you mean 'asha'?"),
+    ({"scheduler": {"name": "ashaa"}}, "`scheduler` is 'ashaa', but must be one of asha, bohb, "
+                                       "fifo, hyperband, median, pb2, pbt. Did you mean 'asha'?"),
     ({"samples": -3}, "`samples` is -3, but must be >= 1."),
     ({"samples": 0}, "`samples` is 0, but must be >= 1."),
     ({"samples": "ten"}, "`samples` is 'ten', but must be an integer >= 1."),

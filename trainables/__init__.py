@@ -32,6 +32,9 @@ class TrainableInfo:
     reports: tuple[str, ...] = ()  # the metrics it reports every epoch (a search may use any)
     # metric -> the setting (a file) without which it is never reported
     needs: dict[str, str] = field(default_factory=dict)
+    # parameters a run can change while continuing another config's checkpoint (PBT, PB2):
+    # optimiser settings, not what shapes the model or the data
+    mutable: tuple[str, ...] = ()
 
 
 _CLASSIFIER = (metrics.VAL_ACC, metrics.VAL_LOSS, metrics.TRAIN_LOSS, metrics.EPOCH,
@@ -39,7 +42,8 @@ _CLASSIFIER = (metrics.VAL_ACC, metrics.VAL_LOSS, metrics.TRAIN_LOSS, metrics.EP
 
 TRAINABLE_INFO: dict[str, TrainableInfo] = {
     "cifar_cnn": TrainableInfo(train_cnn, CnnSettings, "cifar_cnn", metrics.VAL_ACC, "max",
-                               evaluate_cnn, also_spaces=("cifar_cnn_res",), reports=_CLASSIFIER),
+                               evaluate_cnn, also_spaces=("cifar_cnn_res",), reports=_CLASSIFIER,
+                               mutable=("lr", "optimizer")),
     "cell_cnn": TrainableInfo(train_cell_cnn, CellCnnSettings, "nb201", metrics.VAL_ACC, "max",
                               evaluate_cell_cnn, reports=_CLASSIFIER),
     "nb201": TrainableInfo(train_nb201, Nb201Settings, "nb201", metrics.VAL_ACC, "max",
@@ -49,10 +53,13 @@ TRAINABLE_INFO: dict[str, TrainableInfo] = {
                            reports=(*_CLASSIFIER[:5], "nb201_val_acc", "skip_count", "beta")),
     "gan": TrainableInfo(train_gan, GanSettings, "gan", "fd", "min", render=render_gan,
                          reports=("fd", "cond_acc", "loss_d", "loss_g", metrics.EPOCH,
-                                  metrics.EPOCH_S)),
+                                  metrics.EPOCH_S),
+                         mutable=("lr_g", "lr_d", "beta1", "label_smoothing", "d_steps",
+                                  "batch_size")),
     "word2vec": TrainableInfo(train_word2vec, Word2VecSettings, "word2vec", "heldout_loss",
                               "min", reports=("heldout_loss", "wordsim", "analogy_acc",
                                               "train_loss", "words_per_s", metrics.EPOCH,
                                               metrics.EPOCH_S),
-                              needs={"wordsim": "wordsim", "analogy_acc": "analogies"}),
+                              needs={"wordsim": "wordsim", "analogy_acc": "analogies"},
+                              mutable=("lr", "negatives", "window", "batch_size")),
 }

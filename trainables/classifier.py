@@ -27,7 +27,7 @@ from spaces.options import check_range
 from trainables import metrics as M
 from trainables.data import DataSettings, TensorSplits, load_splits, load_test
 from trainables.loop import (
-    batches, bf16_native, read_state, setup_device, train_epochs,
+    batches, bf16_native, load_optimizer, read_state, setup_device, train_epochs,
 )
 
 __all__ = ["ClassifierRun", "ClassifierSettings", "evaluate_classifier", "train_classifier"]
@@ -120,6 +120,7 @@ class ClassifierRun:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_class": type(self.optimizer).__name__,
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "epoch": self.epoch,
@@ -127,8 +128,8 @@ class ClassifierRun:
 
     def load(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        load_optimizer(self.optimizer, state["optimizer"], state.get("optimizer_class"),
+                       self.scheduler, state["scheduler"])
         self.generator.set_state(state["generator"])
         self.epoch = int(state["epoch"])
 

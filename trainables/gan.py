@@ -30,7 +30,7 @@ from spaces.options import check_range, parse_options
 from trainables import metrics as M
 from trainables.data import DataSettings, load_splits
 from trainables.gan_metric import QualityMeter
-from trainables.loop import batches, setup_device, train_epochs
+from trainables.loop import batches, load_optimizer, setup_device, train_epochs
 
 __all__ = ["Discriminator", "GanSettings", "Generator", "render_gan", "save_grid", "train_gan"]
 
@@ -196,8 +196,8 @@ class GanRun:
     def load(self, state: dict[str, Any]) -> None:
         self.gen.load_state_dict(state["gen"])
         self.disc.load_state_dict(state["disc"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        load_optimizer(self.opt_g, state["opt_g"])  # this config's rates and betas kept (PBT)
+        load_optimizer(self.opt_d, state["opt_d"])
         self.generator.set_state(state["generator"])
         self.epoch = int(state["epoch"])
 

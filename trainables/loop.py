@@ -11,8 +11,8 @@ from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
-__all__ = ["CheckpointError", "Resumable", "batches", "bf16_native", "load_state", "read_state",
-           "report_epoch", "setup_device", "train_epochs"]
+__all__ = ["CheckpointError", "Resumable", "batches", "bf16_native", "load_optimizer",
+           "load_state", "read_state", "report_epoch", "setup_device", "train_epochs"]
 
 
 class CheckpointError(RuntimeError):
@@ -96,6 +96,43 @@ def read_state(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} cannot be read ({str(e).splitlines()[0]}); it "
                               "is missing or corrupt: evaluate another trial (--trial) or rerun "
                               "this one.") from None
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any],
+                   saved_class: str | None = None,
+                   scheduler: torch.optim.lr_scheduler.LambdaLR | None = None,
+                   saved_scheduler: dict[str, Any] | None = None) -> None:
+    """Load an optimiser's (and its ``LambdaLR``'s) saved state but keep *this* run's settings.
+
+    Population-based training continues a trial from another trial's checkpoint with a mutated
+    config, and ``load_state_dict`` would bring the donor's learning rate, betas and momentum
+    back with its moment estimates. The settings ``optimizer`` was built with (from this run's
+    config) are written back over the loaded ones, and the schedule's base rates with them, so
+    the run goes on at the donor's step with its own hyperparameters. A checkpoint of another
+    optimiser class (``saved_class``) keeps the weights only: its moment estimates mean nothing
+    to this one, which starts fresh."""
+    if saved_class is not None and saved_class != type(optimizer).__name__:
+        if scheduler is not None and saved_scheduler is not None:
+            scheduler.last_epoch = int(saved_scheduler["last_epoch"])
+            _apply_schedule(scheduler)
+        return
+    settings = [{k: v for k, v in group.items() if k != "params"}
+                for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, own in zip(optimizer.param_groups, settings):
+        group.update(own)
+    if scheduler is not None and saved_scheduler is not None:
+        scheduler.load_state_dict(saved_scheduler)
+        scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        _apply_schedule(scheduler)
+
+
+def _apply_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Each group's rate at the scheduler's step, from this run's base rates."""
+    groups = scheduler.optimizer.param_groups
+    for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in groups]
 
 
 class Resumable(Protocol):
