@@ -317,9 +317,11 @@ def resume_experiment(directory: Location, *, address: str | None = None,
 
     Tune restores its experiment state: finished trials stay finished, unfinished ones resume
     from their last checkpoint, errored ones are retried from theirs if ``retry_errored``; the
-    searcher and scheduler come back with their saved state (Optuna's study, the evolution
-    population with ages, controller weights, RNGs), and the results writer reloads the Parquet
-    files, so every trial ends up in them once.
+    searcher comes back with its saved state (Optuna's study, the evolution population with
+    ages, controller weights, RNGs), and the results writer reloads the Parquet files, so every
+    trial ends up in them once. Ray saves no scheduler state: the scheduler starts afresh with
+    the unfinished trials (ASHA ranks them at its rungs again as they report, Hyperband puts
+    them in new brackets).
     """
     from ray import tune
 
@@ -350,7 +352,11 @@ def resume_experiment(directory: Location, *, address: str | None = None,
             # Ray 2.60 restores the tuner's settings with no way to change them (a finished
             # search cannot be given more time: ray-project/ray#42221); the budget is read from
             # here when fit() starts, and counts from then.
-            tuner._local_tuner._tune_config.time_budget_s = time_budget_s
+            local = getattr(tuner, "_local_tuner", None)
+            if local is None:
+                raise SpecError("--time-budget-s needs the driver on the cluster, not a "
+                                "ray:// client; run `hpnas extend` there (or as a Ray job).")
+            local._tune_config.time_budget_s = time_budget_s
         with restoring_from(str(directory), extend_by=extend_by):
             _fit(tuner, interrupted)
     return directory
@@ -362,9 +368,12 @@ def _save_extension(spec: ExperimentSpec, directory: Location, extend_by: int | 
     will have and this session's time budget."""
     experiment = ExperimentDir(directory)
     raw = dict(spec.raw)
+    have = len(experiment.load()[0]) if experiment.has_results() else 0
     if extend_by is not None:
-        have = len(experiment.load()[0]) if experiment.has_results() else 0
         raw["samples"] = have + extend_by
+    elif spec.samples is not None and have >= spec.samples:
+        raise SpecError(f"{directory} has run all its {spec.samples} trials, so more time "
+                        "alone adds nothing; give --samples N as well.")
     if time_budget_s is not None:
         raw["time_budget_s"] = time_budget_s
     experiment.spec_file.write_text(yaml.safe_dump(raw, sort_keys=False))

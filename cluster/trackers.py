@@ -112,7 +112,16 @@ class NestedMlflowCallback(MLflowLoggerCallback):
         if trial not in self._trial_runs:
             self._trial_runs[trial] = self._child_run(trial)
         self._ended.discard(trial)
-        super().log_trial_start(trial)  # logs the config as params
+        run_id = self._trial_runs[trial]
+        client = self._client()
+        logged = client.get_run(run_id).data.params
+        config = trial.config or {}
+        fresh = {k: v for k, v in config.items() if k not in logged}
+        if fresh:
+            self.mlflow_util.log_params(run_id=run_id, params_to_log=fresh)
+        for key, value in config.items():  # PBT changed it: MLflow params cannot change
+            if key in logged and logged[key] != str(value):
+                client.set_tag(run_id, f"config/{key}", str(value))
 
     def log_trial_end(self, trial: Any, failed: bool = False) -> None:
         self._ended.add(trial)

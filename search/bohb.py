@@ -63,7 +63,8 @@ def missing_bohb_packages() -> str | None:
 
 def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
                   value: Any) -> Any:
-    """The ConfigSpace condition for ``parent <op> value`` on ``child``."""
+    """The ConfigSpace condition for ``parent <op> value`` on ``child`` (``None``: always
+    holds)."""
     from ConfigSpace import (
         EqualsCondition,
         GreaterThanCondition,
@@ -72,7 +73,9 @@ def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
         NotEqualsCondition,
     )
 
-    if isinstance(parent, Float):
+    ops = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt,
+           "<=": operator.le, "<": operator.lt, "in": lambda a, b: a in b}
+    if isinstance(parent, Float) and parent.low < parent.high:
         if op in (">", ">="):
             return GreaterThanCondition(child, parent_hp, value)
         if op in ("<", "<="):
@@ -82,11 +85,18 @@ def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
         if op == "!=":
             return NotEqualsCondition(child, parent_hp, value)
         return InCondition(child, parent_hp, list(value))
-    # A finite parent: the values for which the condition holds, whatever the operator.
-    ops = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt,
-           "<=": operator.le, "<": operator.lt, "in": lambda a, b: a in b}
+    # A finite parent (or a fixed float): the values for which the condition holds, whatever
+    # the operator, compared as the space's own values (booleans too) and then encoded.
+    values = (parent.low,) if isinstance(parent, Float) else parent.grid()
+    holds = [v for v in values if ops[op](v, value)]
+    if not holds:
+        raise ValueError(f"`{child.name}` is active only when {parent.name} {op} {value!r}, "
+                         f"which none of {parent.name}'s values satisfies; BOHB cannot search "
+                         "a parameter that is never active: fix or drop the condition.")
+    if len(holds) == len(values):
+        return None  # always active
     allowed = [_plain(v) if isinstance(parent, Categorical) else _encode(parent, v)
-               for v in parent.grid() if ops[op](v, value)]
+               for v in holds]
     if len(allowed) == 1:
         return EqualsCondition(child, parent_hp, allowed[0])
     return InCondition(child, parent_hp, allowed)
@@ -126,8 +136,10 @@ def to_configspace(space: Space, seed: int | None = None) -> Any:
     for p in space.params:
         if p.condition is not None:
             c = p.condition
-            cs.add(_in_condition(cs, made[p.name], space[c.param], made[c.param], c.op,
-                                 _plain(c.value)))
+            condition = _in_condition(cs, made[p.name], space[c.param], made[c.param], c.op,
+                                      c.value)
+            if condition is not None:
+                cs.add(condition)
     return cs
 
 

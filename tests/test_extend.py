@@ -43,6 +43,8 @@ def test_extend_keeps_what_the_searcher_learned_and_grows_the_results(tmp_path, 
     assert len(before) == 6
     first = _searcher(directory)["strategy"]
 
+    assert main(["extend", str(directory), "--time-budget-s", "60"]) == 2  # no trials left
+    assert "has run all its 6 trials" in capsys.readouterr().err
     assert main(["extend", str(directory), "--samples", "4"]) == 0
     assert "extending" in capsys.readouterr().out
     after = pd.read_parquet(directory / "trials.parquet")

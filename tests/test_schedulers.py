@@ -305,3 +305,58 @@ def test_pbt_exploits_checkpoints_and_records_the_schedule(tmp_path, local_ray):
     gains = [row["last_acc"] > 6 * (first[row["trial_id"]] + 0.01 * row["config/depth"]) + 1e-9
              for _, row in changed.iterrows()]
     assert any(gains)
+
+
+class _FakeTrial:
+    def __init__(self, trial_id, status):
+        self.trial_id, self.status = trial_id, status
+
+
+def test_hyperband_keeps_ended_trials_of_a_restored_experiment_out_of_its_brackets():
+    from ray.tune.experiment import Trial
+
+    from search.pausing import Hyperband
+
+    scheduler = Hyperband(time_attr="training_iteration", metric="acc", mode="max", max_t=9,
+                          reduction_factor=3)
+    ended = [_FakeTrial(f"e{i}", Trial.TERMINATED if i % 2 else Trial.ERROR) for i in range(5)]
+    waiting = [_FakeTrial(f"w{i}", Trial.PENDING) for i in range(4)]
+    for trial in ended + waiting:
+        scheduler.on_trial_add(None, trial)
+    assert set(scheduler._trial_info) == set(waiting)
+    bracket = scheduler._trial_info[waiting[0]][0]
+    assert bracket._n0 == 9 and not bracket.filled()  # 4 of its 9: it waits for 5 more
+    scheduler.on_trial_remove(None, ended[0])  # an ended trial it never took: ignored
+    scheduler.on_trial_error(None, waiting[0])  # one of its own errs before the bracket is full
+    assert waiting[0] not in bracket._live_trials and not bracket.is_being_processed
+    for i in range(5):
+        scheduler.on_trial_add(None, _FakeTrial(f"n{i}", Trial.PENDING))
+    assert bracket.filled() and len(bracket._all_trials) == 9
+    scheduler.on_trial_add(None, _FakeTrial("next", Trial.PENDING))
+    assert scheduler._state["bracket"] is not bracket  # the next bracket opened
+
+
+def test_configspace_conversion_keeps_every_condition():
+    from search.bohb import to_configspace
+    from spaces.space import Categorical, Condition, Float, Integer, Space
+
+    space = Space("t", (
+        Categorical("bn", (True, False)),
+        Float("drop", 0.0, 0.5, condition=Condition("bn", "==", True)),
+        Float("x", 0.1, 1.0, condition=Condition("bn", "!=", True)),
+        Integer("d", 1, 4), Integer("w", 8, 32, step=8, condition=Condition("d", ">=", 2)),
+        Float("k", 1.0, 1.0), Float("z", 0.0, 1.0, condition=Condition("k", ">", 0.5))))
+    text = str(to_configspace(space, 0).conditions)
+    assert "drop | bn == 'True'" in text and "x | bn == 'False'" in text
+    assert "w | d in {2, 3, 4}" in text and "z |" not in text  # k > 0.5 always holds
+    searcher = make_searcher("bohb", space=space, metric="m", mode="max", seed=0, max_epochs=3)
+    seen = set()
+    for i in range(30):
+        config = searcher.suggest(str(i))
+        space.validate(config)
+        seen.add(("drop" in config, config["bn"]))
+    assert seen == {(True, True), (False, False)}  # drop exactly when bn
+    never = Space("n", (Categorical("bn", (True, False)),
+                        Float("y", 0.0, 1.0, condition=Condition("bn", "==", "yes"))))
+    with pytest.raises(ValueError, match="none of bn's values"):
+        to_configspace(never)

@@ -257,6 +257,24 @@ def test_mlflow_interrupted_runs_end_killed_and_resume_logs_into_them(tmp_path,
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.7)]
 
 
+def test_mlflow_logs_a_config_pbt_changed_as_tags(tmp_path, no_tracking_env):
+    """PBT restarts a trial with a new config: MLflow params cannot change, so the new values
+    go to `config/<param>` tags and the run goes on."""
+    spec = spec_from_mapping(_mapping(tmp_path, tracking="mlflow"))
+    callback = tracking.tracking_callbacks(spec)[0]
+    callback.setup()
+    trial = _Trial("p_00000", {"lr": 0.1, "depth": 2})
+    callback.log_trial_start(trial)
+    trial.config = {"lr": 0.12, "depth": 2, "momentum": 0.9}  # exploited and perturbed
+    callback.log_trial_start(trial)
+    callback.log_trial_end(trial)
+    callback.on_experiment_end([trial])
+    _, _, children = _mlflow_runs(spec.directory.local, "tracked")
+    assert children[0].data.params == {"lr": "0.1", "depth": "2", "momentum": "0.9"}
+    assert children[0].data.tags["config/lr"] == "0.12"
+    assert "config/depth" not in children[0].data.tags
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_every_tracker_records_every_trial(tmp_path, local_ray, no_tracking_env):
