@@ -13,13 +13,15 @@ Needs ``pip install 'hpnas[bohb]'`` (``hpbandster`` and ``ConfigSpace``).
 
 from __future__ import annotations
 
+import math
 import operator
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from search.fidelity import Key
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Categorical, Float, Integer, Param, Space
@@ -28,6 +30,7 @@ from spaces.options import check_range
 __all__ = ["BohbOptions", "BohbStrategy", "missing_bohb_packages", "to_configspace"]
 
 _METRIC = "score"  # the core's scores are maximised
+NEVER = object()  # a condition no value of its parent satisfies
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def missing_bohb_packages() -> str | None:
 def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
                   value: Any) -> Any:
     """The ConfigSpace condition for ``parent <op> value`` on ``child`` (``None``: always
-    holds)."""
+    holds; :data:`NEVER`: never does)."""
     from ConfigSpace import (
         EqualsCondition,
         GreaterThanCondition,
@@ -90,9 +93,7 @@ def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
     values = (parent.low,) if isinstance(parent, Float) else parent.grid()
     holds = [v for v in values if ops[op](v, value)]
     if not holds:
-        raise ValueError(f"`{child.name}` is active only when {parent.name} {op} {value!r}, "
-                         f"which none of {parent.name}'s values satisfies; BOHB cannot search "
-                         "a parameter that is never active: fix or drop the condition.")
+        return NEVER  # e.g. num_filter_3 once an override keeps num_conv_layers <= 3
     if len(holds) == len(values):
         return None  # always active
     allowed = [_plain(v) if isinstance(parent, Categorical) else _encode(parent, v)
@@ -105,7 +106,8 @@ def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
 def to_configspace(space: Space, seed: int | None = None) -> Any:
     """``space`` as a ``ConfigSpace.ConfigurationSpace``: floats (log or not), integers (the
     index of the grid when ``step`` > 1), choices, and each condition as the equivalent
-    ConfigSpace condition."""
+    ConfigSpace condition; a parameter that can never be active (its condition holds for no
+    value of its parent, after an override narrowed it) is left out."""
     from ConfigSpace import (
         CategoricalHyperparameter,
         ConfigurationSpace,
@@ -131,15 +133,24 @@ def to_configspace(space: Space, seed: int | None = None) -> Any:
             hp = Constant(p.name, _plain(p.choices[0]))
         else:
             hp = CategoricalHyperparameter(p.name, [_plain(c) for c in p.choices])
-        cs.add(hp)
         made[p.name] = hp
-    for p in space.params:
-        if p.condition is not None:
-            c = p.condition
-            condition = _in_condition(cs, made[p.name], space[c.param], made[c.param], c.op,
-                                      c.value)
-            if condition is not None:
-                cs.add(condition)
+    conditions, never = [], set()
+    for p in space.params:  # a condition reads earlier parameters only
+        c = p.condition
+        if c is None:
+            continue
+        condition = (NEVER if c.param in never else
+                     _in_condition(cs, made[p.name], space[c.param], made[c.param], c.op,
+                                   c.value))
+        if condition is NEVER:  # never active: left out, as it is of every config
+            never.add(p.name)
+        elif condition is not None:
+            conditions.append(condition)
+    for name, hp in made.items():
+        if name not in never:
+            cs.add(hp)
+    for condition in conditions:
+        cs.add(condition)
     return cs
 
 
@@ -151,6 +162,15 @@ def _plain(value: Any) -> Any:
 def _encode(p: Integer, value: int) -> int:
     """An integer as ConfigSpace holds it: itself, or its grid index when ``step`` > 1."""
     return value if p.step == 1 or p.low == p.high else (value - p.low) // p.step
+
+
+def _to_configspace(p: Param, value: Any) -> Any:
+    """A value of the space as ConfigSpace holds it (the inverse of :func:`_back`)."""
+    if isinstance(p, Categorical):
+        return _plain(value)
+    if isinstance(p, Integer):
+        return _encode(p, value)
+    return value
 
 
 def _back(p: Param, value: Any) -> Any:
@@ -187,6 +207,25 @@ class BohbStrategy(Strategy):
                              metric=_METRIC, mode="max", seed=seed)
         self.asked = 0
         self.live: set[str] = set()
+        self.steps: dict[Hashable, int] = {}  # the last epoch each live trial reported
+        self.warm_complete: list[tuple[dict[str, Any], float]] = []  # fed at the full budget
+
+    def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
+        """Another experiment's trials as results of BOHB's model: a stopped one at the epoch
+        it reached, a complete one at the full budget once the first trial of this search
+        completes (that is when the budget in epochs is known)."""
+        for config, (fidelity, score) in trials:
+            raw = {p.name: _to_configspace(p, config[p.name]) for p in self.space.params
+                   if p.name in config}
+            if math.isinf(fidelity):
+                self.warm_complete.append((raw, score))
+            else:
+                self._result(raw, fidelity, score)
+
+    def _result(self, raw: dict[str, Any], budget: float, score: float) -> None:
+        from ray.tune.search.bohb.bohb_search import _BOHBJobWrapper
+
+        self.bohb.bohber.new_result(_BOHBJobWrapper(-score, budget, raw))
 
     def ask(self) -> tuple[dict[str, Any], Hashable] | None:
         self.asked += 1
@@ -201,6 +240,7 @@ class BohbStrategy(Strategy):
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
         if handle in self.live:
+            self.steps[handle] = step
             self.bohb.on_trial_result(str(handle), {_METRIC: score,
                                                     "hyperband_info": {"budget": step}})
 
@@ -216,3 +256,8 @@ class BohbStrategy(Strategy):
         if handle in self.live:
             self.live.discard(handle)  # results were told epoch by epoch through report
             self.bohb.on_trial_complete(str(handle))
+            full = self.steps.pop(handle, None)
+            if status is Status.COMPLETE and full is not None and self.warm_complete:
+                for raw, warm_score in self.warm_complete:
+                    self._result(raw, full, warm_score)
+                self.warm_complete = []

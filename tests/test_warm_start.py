@@ -32,7 +32,7 @@ FLAT = compile_space({f"d{i}": {"choice": ["a", "b", "c", "d"]} for i in range(6
 # Conditional parameters (Optuna's distributions of the active ones only).
 CNN = get_space("cifar_cnn").with_overrides({"num_conv_layers": {"high": 3}})
 # Searchers whose core has no warm start yet: their test fails once they get one (strict).
-NOT_YET = {"bohb": "the BOHB core has no warm start yet"}
+NOT_YET: dict[str, str] = {}
 
 
 def _registered(*skip: str) -> list:
@@ -498,3 +498,31 @@ def test_a_warm_started_experiment_runs_only_new_trials(tmp_path, local_ray, cap
     best = tmp_path / "best.yaml"
     assert main(["results", str(second), "--best-config", str(best)]) == 0
     assert "warm_start" not in yaml.safe_load(best.read_text())
+
+
+def test_bohb_learns_from_warm_trials_and_feeds_complete_ones_at_the_full_budget():
+    """Stopped warm trials are results at the epoch they reached; complete ones wait for the
+    full budget, which the first trial of the search to complete gives."""
+    cnn = get_space("cifar_cnn")
+    rng = np.random.default_rng(0)
+    warm = []
+    for i in range(40):  # a higher lr scores higher; stopped at epoch 1, or complete
+        config = cnn.sample(rng)
+        warm.append(WarmTrial(config, value=config["lr"] * 10, epochs=1 if i % 4 else 3,
+                              complete=not i % 4, trial_id=f"w{i}"))
+
+    def lrs(searcher):
+        return [searcher.suggest(f"t{i}")["lr"] for i in range(15)]
+
+    options = {"random_fraction": 0.0}
+    cold = make_searcher("bohb", space=cnn, metric="val_acc", mode="max", seed=1,
+                         max_epochs=3, options=options)
+    warmed = make_searcher("bohb", space=cnn, metric="val_acc", mode="max", seed=1,
+                           max_epochs=3, options=options, warm=warm)
+    assert np.mean(lrs(warmed)) > np.mean(lrs(cold))
+    core = warmed.strategy
+    assert len(core.warm_complete) == 10 and 1 in core.bohb.bohber.configs
+    for epoch in (1, 2, 3):
+        warmed.on_trial_result("t0", {"val_acc": 0.5, "training_iteration": epoch})
+    warmed.on_trial_complete("t0", {"val_acc": 0.5, "training_iteration": 3})
+    assert core.warm_complete == [] and len(core.bohb.bohber.configs[3]) == 11
