@@ -21,7 +21,7 @@ from cluster.progress import ProgressPrinter
 from cluster.resume import PairedSearchGenerator, SearcherSync, newest_session, restoring_from
 from cluster.spec import ExperimentSpec, SpecError, load_saved
 from cluster.tracking import tracking_callbacks
-from results import ExperimentDir, Location
+from results import ExperimentDir, Location, read_parquet
 from results.writer import ResultsWriter
 from search.pausing import PauseAwareLimiter
 from search.schedulers import POPULATION_SCHEDULERS
@@ -368,7 +368,7 @@ def _save_extension(spec: ExperimentSpec, directory: Location, extend_by: int | 
     will have and this session's time budget."""
     experiment = ExperimentDir(directory)
     raw = dict(spec.raw)
-    have = len(experiment.load()[0]) if experiment.has_results() else 0
+    have = len(read_parquet(experiment.trials_file)) if experiment.has_results() else 0
     if extend_by is not None:
         raw["samples"] = have + extend_by
     elif spec.samples is not None and have >= spec.samples:

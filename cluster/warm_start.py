@@ -29,7 +29,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results import SCHEMA_VERSION, ExperimentDir, Location, NotAnExperiment, config_of, is_uri
+from results import (
+    READABLE_SCHEMAS,
+    ExperimentDir,
+    Location,
+    NotAnExperiment,
+    config_of,
+    is_uri,
+)
 from results.experiment import goal_of, plain
 from search.fidelity import WarmTrial
 from search.outcome import Status
@@ -37,9 +44,8 @@ from search.registry import SEARCHERS
 from search.strategy import Strategy
 from spaces import Space
 
-__all__ = ["READABLE_SCHEMAS", "WarmStart", "load_warm_start"]
+__all__ = ["WarmStart", "load_warm_start"]
 
-READABLE_SCHEMAS = tuple(str(v) for v in range(1, int(SCHEMA_VERSION) + 1))
 _FINISHED = (Status.COMPLETE.value, Status.PRUNED.value)
 
 

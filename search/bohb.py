@@ -14,18 +14,18 @@ Needs ``pip install 'hpnas[bohb]'`` (``hpbandster`` and ``ConfigSpace``).
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from search.fidelity import Key
+from search.fidelity import FidelityTracker, Key
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Categorical, Float, Integer, Param, Space
 from spaces.options import check_range
+from spaces.space import CONDITION_OPERATORS
 
 __all__ = ["BohbOptions", "BohbStrategy", "missing_bohb_packages", "to_configspace"]
 
@@ -64,8 +64,7 @@ def missing_bohb_packages() -> str | None:
     return None
 
 
-def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
-                  value: Any) -> Any:
+def _in_condition(child: Any, parent: Param, parent_hp: Any, op: str, value: Any) -> Any:
     """The ConfigSpace condition for ``parent <op> value`` on ``child`` (``None``: always
     holds; :data:`NEVER`: never does)."""
     from ConfigSpace import (
@@ -76,8 +75,6 @@ def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
         NotEqualsCondition,
     )
 
-    ops = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt,
-           "<=": operator.le, "<": operator.lt, "in": lambda a, b: a in b}
     if isinstance(parent, Float) and parent.low < parent.high:
         if op in (">", ">="):
             return GreaterThanCondition(child, parent_hp, value)
@@ -91,7 +88,7 @@ def _in_condition(cs: Any, child: Any, parent: Param, parent_hp: Any, op: str,
     # A finite parent (or a fixed float): the values for which the condition holds, whatever
     # the operator, compared as the space's own values (booleans too) and then encoded.
     values = (parent.low,) if isinstance(parent, Float) else parent.grid()
-    holds = [v for v in values if ops[op](v, value)]
+    holds = [v for v in values if CONDITION_OPERATORS[op](v, value)]
     if not holds:
         return NEVER  # e.g. num_filter_3 once an override keeps num_conv_layers <= 3
     if len(holds) == len(values):
@@ -140,8 +137,7 @@ def to_configspace(space: Space, seed: int | None = None) -> Any:
         if c is None:
             continue
         condition = (NEVER if c.param in never else
-                     _in_condition(cs, made[p.name], space[c.param], made[c.param], c.op,
-                                   c.value))
+                     _in_condition(made[p.name], space[c.param], made[c.param], c.op, c.value))
         if condition is NEVER:  # never active: left out, as it is of every config
             never.add(p.name)
         elif condition is not None:
@@ -207,7 +203,7 @@ class BohbStrategy(Strategy):
                              metric=_METRIC, mode="max", seed=seed)
         self.asked = 0
         self.live: set[str] = set()
-        self.steps: dict[Hashable, int] = {}  # the last epoch each live trial reported
+        self.fidelity = FidelityTracker()  # the last epoch each live trial reported
         self.warm_complete: list[tuple[dict[str, Any], float]] = []  # fed at the full budget
 
     def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
@@ -240,7 +236,7 @@ class BohbStrategy(Strategy):
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
         if handle in self.live:
-            self.steps[handle] = step
+            self.fidelity.report(handle, step)
             self.bohb.on_trial_result(str(handle), {_METRIC: score,
                                                     "hyperband_info": {"budget": step}})
 
@@ -256,7 +252,7 @@ class BohbStrategy(Strategy):
         if handle in self.live:
             self.live.discard(handle)  # results were told epoch by epoch through report
             self.bohb.on_trial_complete(str(handle))
-            full = self.steps.pop(handle, None)
+            full = self.fidelity.last_step.pop(handle, None)
             if status is Status.COMPLETE and full is not None and self.warm_complete:
                 for raw, warm_score in self.warm_complete:
                     self._result(raw, full, warm_score)

@@ -9,6 +9,7 @@ the builder.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -24,14 +25,12 @@ from search.random_search import RandomOptions, RandomSearch
 from search.rl import ReinforceController, RlOptions
 from search.schedulers import (
     AshaOptions,
-    BohbSchedulerOptions,
     FifoOptions,
     HyperbandOptions,
     MedianOptions,
     Pb2Options,
     PbtOptions,
     build_asha,
-    build_bohb,
     build_fifo,
     build_hyperband,
     build_median,
@@ -74,7 +73,7 @@ SCHEDULERS: dict[str, Entry] = {
     "median": Entry(MedianOptions, build_median),
     "fifo": Entry(FifoOptions, build_fifo),
     "hyperband": Entry(HyperbandOptions, build_hyperband),
-    "bohb": Entry(BohbSchedulerOptions, build_bohb),
+    "bohb": Entry(HyperbandOptions, functools.partial(build_hyperband, name="bohb")),
     "pbt": Entry(PbtOptions, build_pbt),
     "pb2": Entry(Pb2Options, build_pb2),
 }

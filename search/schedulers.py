@@ -21,14 +21,12 @@ from spaces.options import check_range
 __all__ = [
     "POPULATION_SCHEDULERS",
     "AshaOptions",
-    "BohbSchedulerOptions",
     "FifoOptions",
     "HyperbandOptions",
     "MedianOptions",
     "Pb2Options",
     "PbtOptions",
     "build_asha",
-    "build_bohb",
     "build_fifo",
     "build_hyperband",
     "build_median",
@@ -111,18 +109,9 @@ def build_fifo(o: FifoOptions, *, metric: str, mode: str, max_epochs: int | None
 
 @dataclass(frozen=True)
 class HyperbandOptions:
-    """Hyperband (Li et al. 2018): brackets of successive halving, trials paused at each rung
-    until the bracket's others catch up, the best 1/reduction_factor continued."""
-
-    reduction_factor: float = 3.0
-
-    def __post_init__(self) -> None:
-        check_range("reduction_factor", self.reduction_factor, low=1, low_open=True)
-
-
-@dataclass(frozen=True)
-class BohbSchedulerOptions:
-    """BOHB's Hyperband (Falkner et al. 2018); pairs with ``searcher: bohb``."""
+    """Hyperband (Li et al. 2018), and BOHB's (Falkner et al. 2018; with ``searcher: bohb``):
+    brackets of successive halving, trials paused at each rung until the bracket's others catch
+    up, the best 1/reduction_factor continued."""
 
     reduction_factor: float = 3.0
 
@@ -182,21 +171,13 @@ def _need_epochs(name: str, max_epochs: int | None) -> int:
 
 
 def build_hyperband(o: HyperbandOptions, *, metric: str, mode: str, max_epochs: int | None,
-                    space: Space | None = None) -> Any:
+                    space: Space | None = None, name: str = "hyperband") -> Any:
+    """Hyperband for every searcher (``search/pausing.py``); ``name`` for the error message
+    (the ``bohb`` scheduler is the same one, paired with BOHB's searcher)."""
     from search.pausing import Hyperband
 
     return Hyperband(time_attr="training_iteration", metric=metric, mode=mode,
-                            max_t=_need_epochs("hyperband", max_epochs),
-                            reduction_factor=o.reduction_factor)
-
-
-def build_bohb(o: BohbSchedulerOptions, *, metric: str, mode: str, max_epochs: int | None,
-               space: Space | None = None) -> Any:
-    from search.pausing import Hyperband
-
-    return Hyperband(time_attr="training_iteration", metric=metric, mode=mode,
-                            max_t=_need_epochs("bohb", max_epochs),
-                            reduction_factor=o.reduction_factor)
+                     max_t=_need_epochs(name, max_epochs), reduction_factor=o.reduction_factor)
 
 
 def _mutated(name: str, names: list, space: Space | None) -> list[Any]:
