@@ -1,154 +1,253 @@
-"""DARTS on the NAS-Bench-201 cell, on this CPU: cost of first/second order, collapse and remedies.
+"""DARTS on the NAS-Bench-201 cell: does the search collapse, and do the remedies hold?
 
-Every run searches the supernet (C=8, N=1 cells per stage, the NB201 skeleton) on a
-Fashion-MNIST subset (half of the training split trains the weights, half the alphas), one
-process per run with one torch thread. The first table gives seconds per search epoch and the
-process's peak resident memory for first- and second-order DARTS. The second gives, per epoch,
-the NAS-Bench-201 CIFAR-100 accuracy (table, seed-averaged) of the genotype derived at that
-epoch, for plain first-order DARTS and its two remedies (DARTS+ early stop, DARTS- auxiliary
-skip), and the derived cell's skip-connection count. Last, aging evolution gets the same
-wall-clock as one plain DARTS run, training each proposed cell for real with the ``cell_cnn``
-trainable on the same data (1 CPU, one trial at a time), and its best cell is looked up too.
+Each run searches the supernet (NAS-Bench-201's skeleton, C channels, N cells per stage) on real
+images, one process per run with one torch thread, and after every epoch looks the derived cell
+up in the NAS-Bench-201 CIFAR-100 table (the mean of the table's seeds, percent). Methods, all
+first order: plain DARTS (``none``), DARTS+ (``early_stop``:
+stop when the derived cell has 2 skip connections), DARTS- (``aux_skip``: an auxiliary skip
+decaying from 1 towards 0) and beta-DARTS (``beta_reg``: the Beta-Decay regularisation); plain
+DARTS also second-order (``--second-order``).
 
-    .venv/bin/python benchmarks/darts_nb201.py                   # about 10 minutes
-    .venv/bin/python benchmarks/darts_nb201.py --epochs 6 --train-size 4000
+The default scale is this CPU's: CIFAR-10 (the JPEG copy in ``../shared/data``, converted once by
+``benchmarks/cifar10_jpeg.py``) averaged down to 16x16 as ImageNet16-120 was made, C=4, N=1,
+10,000 images training the weights and 10,000 the alphas, batch 64: about 157 alpha steps per
+epoch, 20 epochs. The papers take about 20,000 alpha steps at Adam lr 3e-4 (50 epochs of ~390);
+Adam moves an alpha by at most about its lr per step, so the CPU runs take fewer, larger steps:
+``alpha_lr`` 3e-3 (the ablation ``--alpha-lr 3e-4`` shows the alphas barely leaving uniform).
+
+It prints, first, alpha steps per second (each with its weight step; measured on one batch after
+a warm-up) for first and second order at this scale, and first order at the dataset's own image
+size; then per method and seed the final derived cell, its table
+accuracy, the peak and final share of the alphas' softmax on parameter-free ops (``none``,
+``skip_connect``, ``avg_pool_3x3``; 0.6 is uniform), and the minutes taken; then each method's
+mean over seeds. ``--plot FILE`` writes the trajectories (table accuracy and parameter-free share
+against alpha steps, a colour per method, a line per seed) as a PNG; ``--json FILE`` the per-epoch
+records.
+
+    .venv/bin/python benchmarks/darts_nb201.py                        # about 45 minutes
+    .venv/bin/python benchmarks/darts_nb201.py --seeds 0 --epochs 6   # a quick look
+    .venv/bin/python benchmarks/darts_nb201.py --device cuda          # the paper's schedule
+
+``--device cuda`` runs the papers' schedule on a GPU: CIFAR-10 at 32x32, C=16, N=5, 25,000 +
+25,000 images, 50 epochs, ``alpha_lr`` 3e-4, all runs one after another on the one device.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
+import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+METHODS = ("none", "early_stop", "aux_skip", "beta_reg")
+FREE_UNIFORM = 0.6  # three of NAS-Bench-201's five ops are parameter-free
+
+
+def settings_for(job: dict):
+    from trainables.darts import DartsSettings
+    from trainables.data import DataSettings
+
+    return DartsSettings(
+        data=DataSettings(name=job["dataset"], root=job["root"], train_size=job["train_size"],
+                          val_size=job["val_size"], image_size=job["image_size"]),
+        epochs=job["epochs"], batch_size=job["batch_size"], channels=job["channels"],
+        cells_per_stage=job["cells"], alpha_lr=job["alpha_lr"], order=job["order"],
+        remedy=job["remedy"], beta_reg_weight=job["beta_reg_weight"],
+        aux_skip_decay=job["aux_skip_decay"], seed=job["seed"],
+        nb201_dataset="cifar100")
 
 
 def search(job: dict) -> dict:
-    """One DARTS search in this (child) process; per-epoch records and peak RSS."""
+    """One DARTS search in this (child) process: a record per epoch."""
     import torch
 
     from spaces.cells import nb201_space
     from spaces.tables import load_nb201
-    from trainables.darts import DartsRun, DartsSettings, derive_genotype
-    from trainables.data import DataSettings
+    from trainables.darts import PARAMETER_FREE, DartsRun
 
-    torch.set_num_threads(1)
-    settings = DartsSettings(
-        data=DataSettings(name="fashion_mnist", root=job["root"], train_size=job["train_size"],
-                          val_size=job["val_size"]),
-        epochs=job["epochs"], batch_size=64, channels=8, cells_per_stage=1,
-        order=job["order"], remedy=job["remedy"], seed=job["seed"])
-    table = load_nb201("cifar100")
-    space = nb201_space()
-    run = DartsRun(settings, torch.device("cpu"))
+    torch.set_num_threads(job["threads"])
+    settings = settings_for(job)
+    table, space = load_nb201("cifar100"), nb201_space()
+    run = DartsRun(settings, torch.device(job["device"]))
     records = []
     start = time.perf_counter()
     while run.epoch < settings.epochs and not run.stopped:
-        t = time.perf_counter()
-        run.train_epoch()  # xi, beta and the epoch counter move as in the trainable
-        seconds = time.perf_counter() - t
+        run.train_epoch()
         val_acc, _ = run.evaluate()
-        current = derive_genotype(run.architect.alphas.detach())
-        if settings.remedy == "early_stop" and current.count("skip_connect") >= settings.max_skip:
-            run.stopped = True
-        else:
-            run.genotype = current
-        records.append({"epoch": run.epoch, "seconds": seconds, "supernet_val_acc": val_acc,
-                        "genotype": run.genotype,
-                        "nb201": table.mean_val_acc(space.from_arch(run.genotype)),
-                        "skips": run.genotype.count("skip_connect"),
-                        "stopped": run.stopped})
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**job, "records": records, "peak_mb": peak_mb,
-            "wall_s": time.perf_counter() - start}
+        run.update_genotype()
+        metrics = run.alpha_metrics()
+        records.append({
+            "epoch": run.epoch, "alpha_steps": metrics["alpha_steps"],
+            "seconds": time.perf_counter() - start, "supernet_val_acc": val_acc,
+            "genotype": run.genotype, "stopped": run.stopped,
+            "nb201": table.mean_val_acc(space.from_arch(run.genotype)),
+            "param_free_share": metrics["param_free_share"],
+            "param_free_ops": sum(run.genotype.count(f"|{op}~") for op in PARAMETER_FREE),
+            "alpha_margin": metrics["alpha_margin"],
+            "skips": run.genotype.count("skip_connect")})
+    return {**job, "records": records, "wall_s": time.perf_counter() - start}
 
 
-def evolution_same_wallclock(root: str, budget_s: float, train_size: int, val_size: int
-                             ) -> tuple[int, float, str]:
-    import pandas as pd
+def steps_per_second(job: dict, steps: int = 20) -> float:
+    """Alpha steps (each with its weight step) per second, after a warm-up."""
+    import torch
 
-    from cluster.runner import connect, run_experiment
-    from cluster.spec import spec_from_mapping
-    from spaces.cells import nb201_space
-    from spaces.tables import load_nb201
+    from trainables.darts import DartsRun
 
-    with tempfile.TemporaryDirectory() as storage, connect(None, dashboard=False, num_cpus=1):
-        spec = spec_from_mapping({
-            "name": "evolution", "trainable": "cell_cnn",
-            "searcher": {"name": "evolution", "population_size": 10, "sample_size": 3},
-            "scheduler": "fifo", "samples": None, "time_budget_s": budget_s,
-            "max_concurrent_trials": 1, "resources": {"cpus": 1}, "seed": 0,
-            "data": {"name": "fashion_mnist", "root": root, "train_size": train_size // 2,
-                     "val_size": val_size},
-            "train": {"epochs": 2, "batch_size": 64, "channels": 8, "cells_per_stage": 1},
-            "storage": storage})
-        directory = run_experiment(spec, quiet=True)
-        trials = pd.read_parquet(directory / "trials.parquet")
-    done = trials.dropna(subset=["best_val_acc"])
-    best = done.loc[done["best_val_acc"].idxmax()]
-    space = nb201_space()
-    cell = {k[len("config/"):]: best[k] for k in best.index if k.startswith("config/edge_")}
-    return len(done), load_nb201("cifar100").mean_val_acc(cell), space.arch_string(cell)
+    torch.set_num_threads(job["threads"])
+    run = DartsRun(settings_for({**job, "epochs": 1}), torch.device(job["device"]))
+    batch = job["batch_size"]
+    x_w, y_w, x_a, y_a = run.x_w[:batch], run.y_w[:batch], run.x_a[:batch], run.y_a[:batch]
+    weights_step = run.w_optimizer.step
+
+    def one() -> None:
+        run.architect.step((x_w, y_w), (x_a, y_a))
+        loss = torch.nn.functional.cross_entropy(
+            run.model(x_w, (run.architect.weights().detach(), 0.0)), y_w)
+        run.w_optimizer.zero_grad()
+        loss.backward()
+        weights_step()
+
+    for _ in range(3):
+        one()
+    if job["device"] == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if job["device"] == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    rows = []
+    for r in results:
+        recs = r["records"]
+        final = recs[-1]
+        rows.append({"method": f"{r['remedy']}" + ("" if r["order"] == "first" else " (2nd)"),
+                     "seed": r["seed"], "cell": final["genotype"], "nb201": final["nb201"],
+                     "peak_free": max(x["param_free_share"] for x in recs),
+                     "final_free": final["param_free_share"], "skips": final["skips"],
+                     "epochs": final["epoch"], "steps": final["alpha_steps"],
+                     "minutes": r["wall_s"] / 60})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--second-order-epochs", type=int, default=3)
-    parser.add_argument("--train-size", type=int, default=8000)
-    parser.add_argument("--val-size", type=int, default=1000)
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--no-evolution", action="store_true")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--second-order", default="none", help="methods also run second order "
+                        "(comma-separated; '' for none)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--alpha-lr", type=float)
+    parser.add_argument("--beta-reg-weight", type=float, default=10.0)
+    parser.add_argument("--aux-skip-decay", choices=("linear", "none"), default="linear")
+    parser.add_argument("--dataset", choices=("cifar10", "fashion_mnist"), default="cifar10")
+    parser.add_argument("--root", default=None, help="data.root (default: CIFAR-10 converted "
+                        "from ../shared/data, or ../shared/data/fashion-mnist)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (CPU)")
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    root = args.root or next((str(p) for p in (SHARED, DEBIAN) if p.is_dir()), None)
-    if root is None:
-        sys.exit(f"Fashion-MNIST not found in {SHARED} or {DEBIAN}; pass --root.")
-    base = {"root": root, "train_size": args.train_size, "val_size": args.val_size, "seed": 0}
-    jobs = [
-        {**base, "order": "first", "remedy": "none", "epochs": args.epochs},
-        {**base, "order": "first", "remedy": "aux_skip", "epochs": args.epochs},
-        {**base, "order": "first", "remedy": "early_stop", "epochs": args.epochs},
-        {**base, "order": "second", "remedy": "none", "epochs": args.second_order_epochs},
-    ]
-    with ProcessPoolExecutor(2) as pool:
-        results = list(pool.map(search, jobs))
-    print(f"# DARTS on the NB201 cell space: supernet C=8, N=1; Fashion-MNIST from {root}, "
-          f"{args.train_size // 2} images train w and {args.train_size // 2} train alpha, "
-          f"{args.val_size} validate; batch 64; 1 torch thread per run, 2 runs at a time")
-    print("\n| order | seconds per epoch | peak RSS (MB) |\n|---|---:|---:|")
-    for r in results:
-        if r["remedy"] == "none":
-            secs = sum(x["seconds"] for x in r["records"]) / len(r["records"])
-            print(f"| {r['order']} | {secs:.1f} | {r['peak_mb']:.0f} |")
-    first = [r for r in results if r["order"] == "first"]
-    print("\nNAS-Bench-201 CIFAR-100 accuracy (%) of the genotype derived after each epoch "
-          "(skip connections in the cell):\n")
-    print("| epoch | " + " | ".join(f"{r['remedy']}" for r in first) + " |")
-    print("|---:|" + "---:|" * len(first))
-    for e in range(args.epochs):
-        cells = []
-        for r in first:
-            if e < len(r["records"]):
-                x = r["records"][e]
-                cells.append(f"{x['nb201']:.2f} ({x['skips']})" + (" stop" if x["stopped"]
-                                                                   else ""))
-            else:
-                cells.append("-")
-        print(f"| {e + 1} | " + " | ".join(cells) + " |")
-    for r in first:
-        final = r["records"][-1]
-        print(f"\n{r['remedy']}: final cell {final['genotype']} -> {final['nb201']:.2f} "
-              f"after {r['wall_s']:.0f} s")
-    if not args.no_evolution:
-        budget = first[0]["wall_s"]
-        n, acc, arch = evolution_same_wallclock(root, budget, args.train_size, args.val_size)
-        print(f"\nAging evolution with the same wall-clock ({budget:.0f} s, 1 CPU, each cell "
-              f"trained 2 epochs by cell_cnn): {n} cells trained, best {arch} -> {acc:.2f}")
+
+    gpu = args.device == "cuda"
+    if args.dataset == "cifar10":
+        import cifar10_jpeg
+
+        root = args.root or str(cifar10_jpeg.convert())
+    else:
+        folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+        root = args.root or str(folder)
+        if not Path(root).is_dir():
+            sys.exit(f"Fashion-MNIST not found in {root}; pass --root.")
+    base = {"dataset": args.dataset, "root": root, "device": args.device,
+            "threads": 4 if gpu else 1, "batch_size": 64,
+            "image_size": None if gpu else 16, "channels": 16 if gpu else 4,
+            "cells": 5 if gpu else 1, "train_size": None if gpu else 20000,
+            "val_size": 0.1 if gpu else 2000, "epochs": args.epochs or (50 if gpu else 20),
+            "alpha_lr": args.alpha_lr or (3e-4 if gpu else 3e-3),
+            "beta_reg_weight": args.beta_reg_weight, "aux_skip_decay": args.aux_skip_decay}
+    if args.dataset == "fashion_mnist":
+        base["image_size"] = None if gpu else 16
+    methods = args.methods.split(",")
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        sys.exit(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    second = [m for m in args.second_order.split(",") if m]
+    unknown = set(second) - set(METHODS)
+    if unknown:
+        sys.exit(f"unknown --second-order method(s) {sorted(unknown)}; choose from "
+                 f"{', '.join(METHODS)}")
+    # The long second-order searches first, so the pool's workers finish together.
+    jobs = [{**base, "order": order, "remedy": method, "seed": seed}
+            for order, chosen in (("second", second), ("first", methods))
+            for method in chosen for seed in args.seeds]
+
+    print(f"# DARTS on the NAS-Bench-201 cell space ({args.device}): {args.dataset} from {root}"
+          f"{' at 16x16' if base['image_size'] == 16 else ''}; supernet C={base['channels']}, "
+          f"N={base['cells']}; train_size {base['train_size'] or 'all'} (half trains w, half "
+          f"alpha), val {base['val_size']}; batch {base['batch_size']}; {base['epochs']} epochs; "
+          f"alpha_lr {base['alpha_lr']:g}; beta_reg_weight {base['beta_reg_weight']:g}; "
+          f"{base['threads']} torch thread(s) per run, "
+          f"{1 if gpu else args.jobs} run(s) at a time; seeds {args.seeds}")
+    print("\n| order | image size | alpha steps per second | 20,000 steps take (min) |\n"
+          "|---|---|---:|---:|")
+    sizes = [base["image_size"]] + ([None] if base["image_size"] is not None else [])
+    for order, size in [("first", s) for s in sizes] + [("second", sizes[0])]:
+        rate = steps_per_second({**base, "order": order, "remedy": "none", "seed": 0,
+                                 "image_size": size})
+        print(f"| {order} | {'as stored' if size is None else f'{size}x{size}'} | {rate:.1f} | "
+              f"{20000 / rate / 60:.0f} |", flush=True)
+
+    start = time.perf_counter()
+    if gpu or args.jobs == 1:
+        results = [search(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(search, jobs))
+    print(f"\nAll {len(jobs)} searches: {(time.perf_counter() - start) / 60:.1f} min of wall "
+          "time.\n")
+    rows = summary_rows(results)
+    print("| method | seed | final derived cell | NB201 CIFAR-100 | parameter-free share: peak "
+          "| final | skips | epochs | alpha steps | minutes |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        cell = r["cell"].replace("|", "\\|")  # arch strings hold the table's separator
+        print(f"| {r['method']} | {r['seed']} | `{cell}` | {r['nb201']:.2f} | "
+              f"{r['peak_free']:.3f} | {r['final_free']:.3f} | {r['skips']} | {r['epochs']} | "
+              f"{r['steps']} | {r['minutes']:.1f} |")
+    print("\n| method | mean NB201 CIFAR-100 (seeds) | min | max | mean final parameter-free "
+          "share |\n|---|---:|---:|---:|---:|")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        accs = [r["nb201"] for r in mine]
+        print(f"| {method} | {statistics.mean(accs):.2f} | {min(accs):.2f} | {max(accs):.2f} | "
+              f"{statistics.mean(r['final_free'] for r in mine):.3f} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        import pandas as pd
+
+        from results.report import plot_darts_trajectories
+
+        curves = pd.DataFrame([
+            {"group": f"{r['remedy']}{'' if r['order'] == 'first' else ' 2nd'}",
+             "label": f"{r['remedy']} {r['order']} {r['seed']}", "alpha_steps": x["alpha_steps"],
+             "nb201_val_acc": x["nb201"], "param_free_share": x["param_free_share"]}
+            for r in results for x in r["records"]])
+        args.plot.write_bytes(plot_darts_trajectories(
+            curves, f"DARTS on {args.dataset} ({args.device}): derived cell's NB201 CIFAR-100 "
+                    "accuracy and parameter-free share"))
+        print(f"\nplot: {args.plot}")
 
 
 if __name__ == "__main__":

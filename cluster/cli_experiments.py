@@ -73,8 +73,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_darts(args: argparse.Namespace) -> int:
     """DARTS driver: supernets in parallel (a grid over the `darts` space), then their cells."""
-    from cluster.darts_driver import cells_directory, cells_spec, darts_spec, derived_cells, \
-        usable_cells
+    from cluster.darts_driver import (
+        UNDECIDED_MARGIN,
+        cells_directory,
+        cells_spec,
+        darts_spec,
+        derived_cells,
+        undecided,
+        usable_cells,
+    )
     from cluster.runner import check_fresh
     from cluster.spec import SpecError, read_yaml
 
@@ -103,6 +110,12 @@ def cmd_darts(args: argparse.Namespace) -> int:
         print(f"\n{spec.directory}: derived cells (NAS-Bench-201 accuracy is the table's "
               "seed-averaged validation accuracy of the cell):")
         print(table.to_string(float_format="{:.4g}".format, na_rep="-"))
+        ties = undecided(table)
+        if len(ties):
+            print(f"\n{len(ties)} of {len(table)} derived cells are near-ties (alpha_margin < "
+                  f"{UNDECIDED_MARGIN}: on some edge the two strongest ops' weights differ by "
+                  "less), so noise chose an op there; more alpha steps (train.epochs, or a larger "
+                  "train.alpha_lr) let the search decide.")
         if not args.train_cells:
             return 0
         cells = usable_cells(table)

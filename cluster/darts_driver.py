@@ -16,8 +16,8 @@ import pandas as pd
 from cluster.spec import ExperimentSpec, SpecError, spec_from_mapping
 from results import ExperimentDir
 
-__all__ = ["DEFAULTS", "cells_directory", "cells_spec", "darts_spec", "derived_cells",
-           "usable_cells"]
+__all__ = ["DEFAULTS", "UNDECIDED_MARGIN", "cells_directory", "cells_spec", "darts_spec",
+           "derived_cells", "undecided", "usable_cells"]
 
 # A grid over the `darts` space's order and remedy, at one seed, each supernet run out.
 DEFAULTS: dict[str, Any] = {"trainable": "darts", "searcher": "grid", "scheduler": "fifo",
@@ -54,10 +54,22 @@ def derived_cells(experiment: ExperimentDir) -> pd.DataFrame | None:
     table = trials.set_index("trial_id")[
         [c for c in ("config/order", "config/remedy", "config/seed", "status", "epochs")
          if c in trials.columns]].join(last.set_index("trial_id")[
-             [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count")
-              if c in last.columns]])
+             [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count", "alpha_steps",
+                          "param_free_share", "alpha_margin") if c in last.columns]])
     table.columns = [c.removeprefix("config/") for c in table.columns]
     return table
+
+
+# Below this gap between an edge's two strongest ops, the derived cell is a near-tie there.
+UNDECIDED_MARGIN = 0.01
+
+
+def undecided(table: pd.DataFrame) -> pd.DataFrame:
+    """The supernets whose derived cell was a near-tie on some edge (``alpha_margin`` below
+    :data:`UNDECIDED_MARGIN`): noise, not the search, picked an op there."""
+    if "alpha_margin" not in table.columns:
+        return table.iloc[0:0]
+    return table[table["alpha_margin"] < UNDECIDED_MARGIN]
 
 
 def usable_cells(table: pd.DataFrame) -> list[str]:

@@ -11,6 +11,8 @@ as one file:
   2014) over the complete trials;
 * the Pareto front of the metric against a cost (parameter count where trials report
   ``params``, else trial seconds);
+* for DARTS searches, the derived cell's NAS-Bench-201 accuracy and the share of parameter-free
+  ops against alpha steps, one line per search (remedy, order, seed);
 * the leaderboard.
 
 It reads the Parquet files as they are, so a running experiment can be reported at any time.
@@ -377,6 +379,64 @@ def plot_pareto(runs: Experiments, cost: str | None = None) -> bytes:
     return _png(fig)
 
 
+DARTS_COLUMNS = ("alpha_steps", "nb201_val_acc", "param_free_share")
+
+
+def darts_curves(runs: Experiments) -> pd.DataFrame:
+    """The DARTS searches' trajectories: one row per (trial, epoch) with ``label`` (experiment,
+    remedy, order, seed) and :data:`DARTS_COLUMNS`; empty when no trial reported them."""
+    its = runs.iterations
+    if not set(DARTS_COLUMNS) <= set(its.columns):
+        return pd.DataFrame(columns=["label", *DARTS_COLUMNS])
+    its = its.dropna(subset=list(DARTS_COLUMNS))
+    trials = runs.trials.set_index(["experiment", "trial_id"])
+    settings = [c for c in ("config/remedy", "config/order", "config/seed")
+                if c in trials.columns]
+
+    def label(key: tuple[str, str]) -> str:
+        parts = [str(trials.at[key, c]) for c in settings if key in trials.index]
+        prefix = f"{key[0]}: " if len(runs.names) > 1 else ""
+        return prefix + (" ".join(parts) if parts else key[1])
+
+    labels = {key: label(key) for key in its.groupby(["experiment", "trial_id"]).groups}
+    keys = list(zip(its["experiment"], its["trial_id"]))
+    return its.assign(label=[labels[k] for k in keys]).sort_values(
+        ["label", "alpha_steps"])[["label", *DARTS_COLUMNS]]
+
+
+def plot_darts_trajectories(curves: pd.DataFrame, title: str = "") -> bytes:
+    """Two panels against alpha steps, one line per ``label``: the derived cell's NAS-Bench-201
+    accuracy (the table's, in [0, 1] or percent as given) and the share of the alphas'
+    softmax on parameter-free ops (``none``, ``skip_connect``, ``avg_pool_3x3``)."""
+    plt = _plt()
+    fig, (acc, share) = plt.subplots(1, 2, figsize=(11, 4))
+    if curves.empty:
+        _empty(acc, "no DARTS search has reported an epoch")
+        _empty(share, "")
+        return _png(fig)
+    # Lines of one ``group`` (a method over seeds, say) share a colour and one legend entry.
+    groups = curves["group"] if "group" in curves.columns else curves["label"]
+    colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(sorted(groups)))}
+    named: set[str] = set()
+    for name, curve in curves.groupby("label", sort=True):
+        group = groups[curve.index[0]]
+        style = {"color": colours[group], "linewidth": 1.6, "alpha": 0.85,
+                 "label": None if group in named else group,
+                 "marker": "." if len(curve) < 3 else None}
+        named.add(group)
+        acc.plot(curve["alpha_steps"], curve["nb201_val_acc"], **style)
+        share.plot(curve["alpha_steps"], curve["param_free_share"], **style)
+    acc.set_ylabel("derived cell's NAS-Bench-201 accuracy")
+    share.set_ylabel("share of parameter-free ops")
+    share.axhline(0.6, color="0.5", linestyle=":", linewidth=1)  # uniform over the 5 ops
+    for ax in (acc, share):
+        ax.set_xlabel("alpha steps")
+        ax.grid(alpha=0.3)
+    share.legend(fontsize=8)
+    fig.suptitle(title or "DARTS: derived cell and parameter-free share against alpha steps")
+    return _png(fig)
+
+
 # name (of the PNG file) -> (title on the page, what draws it from the runs and a cost column)
 PLOTS: dict[str, tuple[str, Callable[[Experiments, str | None], bytes]]] = {
     "best_so_far_time": ("Best so far against wall time",
@@ -392,8 +452,13 @@ PLOTS: dict[str, tuple[str, Callable[[Experiments, str | None], bytes]]] = {
 
 
 def render_plots(runs: Experiments, cost: str | None = None) -> dict[str, bytes]:
-    """Every plot of the report as PNG bytes, by name (see :data:`PLOTS`)."""
-    return {name: draw(runs, cost) for name, (_, draw) in PLOTS.items()}
+    """Every plot of the report as PNG bytes, by name (see :data:`PLOTS`), and DARTS's
+    trajectories (``darts``) when a DARTS search is among the runs."""
+    plots = {name: draw(runs, cost) for name, (_, draw) in PLOTS.items()}
+    curves = darts_curves(runs)
+    if not curves.empty:
+        plots["darts"] = plot_darts_trajectories(curves)
+    return plots
 
 
 def _summary(runs: Experiments) -> pd.DataFrame:
@@ -441,8 +506,10 @@ def write_report(runs: Experiments, path: str | Path, *, top: int = 10,
                                   kind="stable").head(top)
         board = board[["experiment", *[c for c in board.columns if c != "experiment"]]]
     running = bool((runs.trials["status"] == "running").any())
+    titles = {**{name: title for name, (title, _) in PLOTS.items()},
+              "darts": "DARTS trajectories"}
     figures = "\n".join(
-        f'<h2>{PLOTS[name][0]}</h2>\n<img alt="{name}" src="data:image/png;base64,'
+        f'<h2>{titles[name]}</h2>\n<img alt="{name}" src="data:image/png;base64,'
         f'{base64.b64encode(data).decode()}">' for name, data in plots.items())
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hpnas report: {html.escape(', '.join(runs.names))}</title>

@@ -11,6 +11,6 @@ def darts_space() -> Space:
     """One DARTS search per config: first/second order, remedy, seed (grid-searched)."""
     return Space("darts", (
         Categorical("order", ("first", "second")),
-        Categorical("remedy", ("none", "early_stop", "aux_skip")),
+        Categorical("remedy", ("none", "early_stop", "aux_skip", "beta_reg")),
         Integer("seed", 0, 9),
     ))

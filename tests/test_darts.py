@@ -7,13 +7,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import write_idx
 from torch.func import functional_call
 
 from spaces import get_space
 from spaces.cells import NB201_OPS
-from trainables.darts import Architect, MixedOp, derive_genotype, make_supernet
-
-from conftest import write_idx
+from trainables.darts import (
+    Architect,
+    DartsRun,
+    DartsSettings,
+    MixedOp,
+    decision_margin,
+    derive_genotype,
+    make_supernet,
+    parameter_free_share,
+)
+from trainables.data import DataSettings
 
 
 @pytest.mark.parametrize("k", range(len(NB201_OPS)), ids=list(NB201_OPS))
@@ -103,6 +112,82 @@ def test_architect_step_moves_only_alphas():
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
 
 
+def test_beta_reg_gradient_is_each_edges_softmax_over_the_edge_count():
+    _, architect, train, val = _tiny()
+    expected = torch.softmax(architect.alphas.detach(), -1) / 6
+    assert torch.allclose(architect.regulariser_gradient(), expected)
+    # a step adds it, weighted, to the validation loss's hypergradient
+    architect.order = "first"
+    hyper = architect.hypergradient(train, val)
+    architect.step(train, val, reg_weight=3.0)
+    assert torch.allclose(architect.alphas.grad, hyper + 3.0 * expected)
+    assert architect.steps == 1
+
+
+def test_parameter_free_share_and_decision_margin():
+    uniform = torch.full((6, 5), 0.2)
+    assert parameter_free_share(uniform) == pytest.approx(0.6)
+    assert decision_margin(uniform) == pytest.approx(0.0)
+    skip = F.one_hot(torch.full((6,), NB201_OPS.index("skip_connect")), 5).float()
+    assert parameter_free_share(skip) == pytest.approx(1.0)
+    convs = F.one_hot(torch.full((6,), NB201_OPS.index("nor_conv_3x3")), 5).float()
+    assert parameter_free_share(convs) == pytest.approx(0.0)
+    mixed = uniform.clone()
+    mixed[2] = torch.tensor([0.1, 0.1, 0.1, 0.45, 0.25])
+    assert decision_margin(mixed) == pytest.approx(0.0)  # the other edges are ties
+    assert decision_margin(torch.tensor([[0.1, 0.1, 0.1, 0.45, 0.25]])) == pytest.approx(0.2)
+
+
+def _run(tmp_path, **settings) -> DartsRun:
+    root = write_idx(tmp_path / "fm", n_train=160, n_test=20)
+    return DartsRun(DartsSettings(
+        data=DataSettings(name="fashion_mnist", root=str(root), val_size=32, image_size=12),
+        batch_size=32, channels=2, **settings), torch.device("cpu"))
+
+
+def test_remedy_schedules_beta_reg_grows_and_aux_skip_decays(tmp_path):
+    run = _run(tmp_path, epochs=3, remedy="beta_reg", beta_reg_weight=4.0)
+    assert [run.reg_weight_for(e) for e in range(3)] == [0.0, 2.0, 4.0]
+    assert [run.beta_for(e) for e in range(3)] == [0.0, 0.0, 0.0]
+    aux = _run(tmp_path, epochs=3, remedy="aux_skip")
+    assert [aux.beta_for(e) for e in range(3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert [aux.reg_weight_for(e) for e in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_alpha_steps_and_trajectory_metrics_survive_a_checkpoint(tmp_path):
+    run = _run(tmp_path, epochs=2, remedy="beta_reg")
+    run.train_epoch()  # 128 training images: 64 train w, 64 alpha -> 2 steps of 32
+    metrics = run.alpha_metrics()
+    assert metrics["alpha_steps"] == 2 == run.architect.steps
+    assert 0.0 <= metrics["param_free_share"] <= 1.0 and metrics["alpha_margin"] >= 0.0
+    again = _run(tmp_path, epochs=2, remedy="beta_reg")
+    again.load(run.state())
+    assert again.architect.steps == 2 and again.epoch == 1
+    again.train_epoch()
+    assert again.architect.steps == 4
+
+
+def test_early_stop_keeps_the_cell_before_two_skips(tmp_path):
+    run = _run(tmp_path, epochs=2, remedy="early_stop", max_skip=2)
+    conv, skip = NB201_OPS.index("nor_conv_3x3"), NB201_OPS.index("skip_connect")
+    with torch.no_grad():
+        run.architect.alphas.zero_()
+        run.architect.alphas[:, conv] = 1.0
+    run.update_genotype()
+    before = run.genotype
+    assert before.count("nor_conv_3x3") == 6 and not run.stopped
+    with torch.no_grad():
+        run.architect.alphas[:2, skip] = 2.0
+    run.update_genotype()
+    assert run.stopped and run.genotype == before
+    plain = _run(tmp_path, epochs=2)
+    with torch.no_grad():
+        plain.architect.alphas.zero_()
+        plain.architect.alphas[:, skip] = 1.0
+    plain.update_genotype()
+    assert plain.genotype.count("skip_connect") == 6 and not plain.stopped
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_darts_driver_end_to_end(tmp_path, local_ray, capsys):
@@ -132,10 +217,27 @@ def test_darts_driver_end_to_end(tmp_path, local_ray, capsys):
     assert abs(sums - 1).max() < 1e-5  # a distribution per edge
     assert iterations["nb201_val_acc"].between(0, 100).all()
     assert iterations["genotype"].map(get_space("nb201").from_arch).notna().all()
+    # trajectories: alpha steps grow by an epoch's batches, shares and margins are in range
+    for _, trial in iterations.sort_values("iteration").groupby("trial_id"):
+        assert trial["alpha_steps"].tolist() == [2, 4]  # 200 images: 100 alpha, batch 50
+    assert iterations["param_free_share"].between(0, 1).all()
+    assert iterations["param_free_ops"].between(0, 6).all()
+    assert (iterations["alpha_margin"] >= 0).all()
+    assert "near-ties" in out  # 4 alpha steps decide nothing
     aux = iterations[iterations["trial_id"].isin(
         trials.loc[trials["config/remedy"] == "aux_skip", "trial_id"])]
-    assert sorted(aux["beta"].unique()) == [0.0, 1.0]  # 2 epochs: 1 then 0
+    assert sorted(aux["beta"].unique()) == [0.5, 1.0]  # 2 epochs: 1 then 1/2
     final = iterations.sort_values("iteration").groupby("trial_id").tail(1)["genotype"]
     assert all(genotype in out for genotype in final)  # every derived cell is printed
     cells = pd.read_parquet(tmp_path / "results" / "darts-e2e-cells" / "trials.parquet")
     assert len(cells) == iterations.groupby("trial_id").tail(1)["genotype"].nunique()
+    # hpnas report draws the trajectories, one line per search
+    from results.analysis import load
+    from results.report import darts_curves, write_report
+
+    runs = load(tmp_path / "results" / "darts-e2e")
+    curves = darts_curves(runs)
+    assert curves["label"].nunique() == 4 and len(curves) == 8
+    assert {"none first 0", "aux_skip second 0"} <= set(curves["label"])
+    page = write_report(runs, tmp_path / "report.html", png_dir=tmp_path / "png")
+    assert "DARTS trajectories" in page.read_text() and (tmp_path / "png" / "darts.png").is_file()

@@ -55,3 +55,27 @@ def test_real_fashion_mnist_from_shared_data():
                                       train_size=1000), "cpu")
     assert splits.x_train.shape == (1000, 1, 28, 28) and splits.x_val.shape[0] == 10000
     assert len(torch.unique(splits.y_val)) == 10
+
+
+def test_image_size_averages_cifar_down_as_imagenet16_was_made(tmp_path):
+    root = write_cifar100(tmp_path / "data")
+    full = load_splits(DataSettings(name="cifar100", root=str(root), val_size=50))
+    small = load_splits(DataSettings(name="cifar100", root=str(root), val_size=50,
+                                     image_size=16))
+    assert small.x_train.shape[1:] == (3, 16, 16) and small.x_val.shape[1:] == (3, 16, 16)
+    assert torch.equal(small.y_train, full.y_train)  # the same split, the same labels
+    # each pixel is the mean of a 2x2 block of the original (before normalisation)
+    raw = full.x_train * full.std.view(1, -1, 1, 1) + full.mean.view(1, -1, 1, 1)
+    boxed = torch.nn.functional.avg_pool2d(raw, 2)
+    back = small.x_train * small.std.view(1, -1, 1, 1) + small.mean.view(1, -1, 1, 1)
+    assert torch.allclose(back, boxed, atol=1e-4)
+    test_x, _ = load_test(DataSettings(name="cifar100", root=str(root), val_size=50,
+                                       image_size=16), small)
+    assert test_x.shape[1:] == (3, 16, 16)
+
+
+def test_image_size_larger_than_the_dataset_is_refused():
+    with pytest.raises(ValueError, match="image_size"):
+        DataSettings(name="fashion_mnist", image_size=32)
+    with pytest.raises(ValueError, match="image_size"):
+        DataSettings(name="cifar10", image_size=0)

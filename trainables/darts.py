@@ -18,13 +18,26 @@ paper's finite-difference Hessian-vector product).
 
 The derived genotype is the argmax op per edge (NAS-Bench-201's rule, ``none`` included), as an
 arch string. Plain DARTS is known to collapse on this space to cells of skip connections and
-``none`` (15.61 on CIFAR-100 in NAS-Bench-201's paper). Two remedies are selectable:
+``none`` (15.61 on CIFAR-100 in NAS-Bench-201's paper). Three remedies are selectable:
 
 * ``early_stop`` (DARTS+, Liang et al. 2019): stop the search when the derived cell holds
   ``max_skip`` or more skip connections, and keep the genotype of the epoch before;
 * ``aux_skip`` (DARTS-, Chu et al. 2021): an auxiliary skip connection ``beta * x`` on every edge,
-  ``beta`` decaying linearly from 1 (first epoch) to 0 (last epoch), which takes over the skip's role of
-  easing optimisation so the ``skip_connect`` op is chosen only on merit.
+  ``beta`` decaying linearly from 1 (first epoch) to ``1 / epochs`` (last epoch), as the authors'
+  code does, which takes over the skip's role of easing optimisation so the ``skip_connect`` op
+  is chosen only on merit;
+* ``beta_reg`` (beta-DARTS, Ye et al. 2022): the architecture loss gains
+  ``lambda * mean_edges logsumexp(alpha_edge)``, the Beta-Decay regularisation, which pulls the
+  largest alphas of an edge down hardest and so keeps any op from running away with the edge
+  before the weights have learnt what the others can do; ``lambda`` grows linearly from 0 (first
+  epoch) to ``beta_reg_weight`` (last epoch). The authors' code adds the term to the first-order
+  alpha step only, with ``lambda`` growing by 0.5 an epoch (0 to 50 over 100 epochs); here it is
+  added to either order's hypergradient, and the default (10 at the last of 20 epochs) grows at
+  about the same rate.
+
+Every report carries the search's trajectory: alpha steps taken so far, each edge's op
+distribution, the share of the alphas' softmax on parameter-free ops (``none``, ``skip_connect``,
+``avg_pool_3x3``), the derived cell, its parameter-free op count and its NAS-Bench-201 accuracy.
 """
 
 from __future__ import annotations
@@ -46,8 +59,11 @@ from trainables.cells import OPS, CellNetwork
 from trainables.data import DataSettings, load_splits
 from trainables.loop import batches, setup_device, train_epochs
 
-__all__ = ["Architect", "DartsSettings", "MixedOp", "SearchCell", "derive_genotype",
-           "make_supernet", "train_darts"]
+__all__ = ["PARAMETER_FREE", "Architect", "DartsSettings", "MixedOp", "SearchCell",
+           "derive_genotype", "make_supernet", "parameter_free_share", "train_darts"]
+
+# Ops without weights: the ones DARTS drifts to when it collapses.
+PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
 
 
 class MixedOp(nn.Module):
@@ -98,6 +114,20 @@ def derive_genotype(alphas: torch.Tensor) -> str:
     return nb201_space().arch_string(config)
 
 
+def parameter_free_share(weights: torch.Tensor) -> float:
+    """The mean over edges of the op distribution's mass on :data:`PARAMETER_FREE` ops (0.6
+    when every edge is uniform over NAS-Bench-201's five ops; 1 when fully collapsed)."""
+    free = [NB201_OPS.index(op) for op in PARAMETER_FREE]
+    return float(weights[:, free].sum(dim=-1).mean())
+
+
+def decision_margin(weights: torch.Tensor) -> float:
+    """The smallest gap, over edges, between an edge's two strongest ops' weights: near 0,
+    the derived cell is decided by noise on some edge."""
+    top = weights.topk(2, dim=-1).values
+    return float((top[:, 0] - top[:, 1]).min())
+
+
 class Architect:
     """Owns the architecture weights and their optimiser; computes their (hyper)gradient.
 
@@ -120,6 +150,7 @@ class Architect:
         self.alphas = init.to(device or "cpu").requires_grad_(True)
         self.optimizer = torch.optim.Adam([self.alphas], lr=lr, betas=(0.5, 0.999),
                                           weight_decay=weight_decay)
+        self.steps = 0  # alpha updates so far
 
     def weights(self) -> torch.Tensor:
         return torch.softmax(self.alphas, dim=-1)
@@ -150,11 +181,23 @@ class Architect:
             shifted.append(torch.autograd.grad(self._loss(moved, *train, beta), self.alphas)[0])
         return d_alpha - self.xi * (shifted[0] - shifted[1]) / (2 * eps)
 
+    def regulariser_gradient(self) -> torch.Tensor:
+        """d/d alpha of beta-DARTS's Beta-Decay term, ``mean_edges logsumexp(alpha_edge)``."""
+        alphas = self.alphas.detach().requires_grad_(True)
+        return torch.autograd.grad(torch.logsumexp(alphas, dim=-1).mean(), alphas)[0]
+
     def step(self, train: tuple[torch.Tensor, torch.Tensor],
-             val: tuple[torch.Tensor, torch.Tensor], beta: float = 0.0) -> None:
+             val: tuple[torch.Tensor, torch.Tensor], beta: float = 0.0,
+             reg_weight: float = 0.0) -> None:
+        """One Adam step on the alphas: the hypergradient of the validation loss (``beta``: the
+        auxiliary skip's weight), plus ``reg_weight`` times the Beta-Decay term's gradient."""
         self.optimizer.zero_grad()
-        self.alphas.grad = self.hypergradient(train, val, beta)
+        grad = self.hypergradient(train, val, beta)
+        if reg_weight:
+            grad = grad + reg_weight * self.regulariser_gradient()
+        self.alphas.grad = grad
         self.optimizer.step()
+        self.steps += 1
 
 
 @dataclass(frozen=True)
@@ -171,12 +214,15 @@ class DartsSettings:
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    alpha_lr: float = 3e-4
+    alpha_lr: float = 3e-4  # Adam moves each alpha by about this much per step at most
     alpha_weight_decay: float = 1e-3
     xi: float | None = None  # second order's virtual step; None: the current w learning rate
     order: Literal["first", "second"] = "first"
-    remedy: Literal["none", "early_stop", "aux_skip"] = "none"
+    remedy: Literal["none", "early_stop", "aux_skip", "beta_reg"] = "none"
     max_skip: int = 2  # early_stop: stop when the derived cell has this many skip connections
+    aux_skip_decay: Literal["linear", "none"] = "linear"  # aux_skip: DARTS-'s linear decay of
+    # the auxiliary skip's weight, or none (held at 1 for the whole search)
+    beta_reg_weight: float = 10.0  # beta_reg: the Beta-Decay term's weight at the last epoch
     nb201_dataset: Literal["cifar10", "cifar100", "imagenet"] | None = "cifar100"  # lookup
     seed: int = 0
 
@@ -188,6 +234,7 @@ class DartsSettings:
         for name in ("w_lr", "alpha_lr", "grad_clip"):
             check_range(name, getattr(self, name), low=0, low_open=True)
         check_range("xi", self.xi, low=0)
+        check_range("beta_reg_weight", self.beta_reg_weight, low=0)
         check_range("max_skip", self.max_skip, low=1, high=len(NB201_EDGES))
 
 
@@ -224,11 +271,21 @@ class DartsRun:
         self.trained_beta = self.beta_for(0)
 
     def beta_for(self, epoch: int) -> float:
-        """The auxiliary skip's weight in (0-based) ``epoch`` (DARTS-): 1 at the first epoch,
-        decaying linearly to 0 at the last."""
+        """The auxiliary skip's weight in (0-based) ``epoch`` (DARTS-, as its code schedules
+        it): 1 at the first epoch, decaying linearly by ``1 / epochs`` an epoch, so the last
+        epoch trains with ``1 / epochs`` and the derived cell never holds the auxiliary skip."""
         if self.settings.remedy != "aux_skip":
             return 0.0
-        return 1.0 - epoch / max(1, self.settings.epochs - 1)
+        if self.settings.aux_skip_decay == "none":
+            return 1.0
+        return 1.0 - epoch / self.settings.epochs
+
+    def reg_weight_for(self, epoch: int) -> float:
+        """The Beta-Decay term's weight in (0-based) ``epoch`` (beta-DARTS): 0 at the first
+        epoch, growing linearly to ``beta_reg_weight`` at the last."""
+        if self.settings.remedy != "beta_reg":
+            return 0.0
+        return self.settings.beta_reg_weight * epoch / max(1, self.settings.epochs - 1)
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "alphas": self.architect.alphas.detach(),
@@ -237,7 +294,7 @@ class DartsRun:
                 "w_scheduler": self.w_scheduler.state_dict(),
                 "generator": self.generator.get_state(), "epoch": self.epoch,
                 "stopped": self.stopped, "genotype": self.genotype,
-                "trained_beta": self.trained_beta}
+                "trained_beta": self.trained_beta, "alpha_steps": self.architect.steps}
 
     def load(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -250,11 +307,13 @@ class DartsRun:
         self.epoch, self.stopped = int(state["epoch"]), bool(state["stopped"])
         self.genotype = state["genotype"]
         self.trained_beta = float(state["trained_beta"])
+        self.architect.steps = int(state.get("alpha_steps", 0))
 
     def train_epoch(self) -> float:
         """One epoch of alternating alpha and w steps; the mean training loss of w."""
         self.model.train()
         beta = self.trained_beta = self.beta_for(self.epoch)
+        reg_weight = self.reg_weight_for(self.epoch)
         if self.settings.xi is None:  # DARTS: the virtual step uses the current w lr
             self.architect.xi = self.w_optimizer.param_groups[0]["lr"]
         total, steps = 0.0, 0
@@ -264,7 +323,7 @@ class DartsRun:
                                generator=self.generator))
         for idx_w, idx_a in zip(order_w, order_a):
             train = (self.x_w[idx_w], self.y_w[idx_w])
-            self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta)
+            self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta, reg_weight)
             loss = F.cross_entropy(self.model(train[0], (self.architect.weights().detach(),
                                                          beta)), train[1])
             self.w_optimizer.zero_grad(set_to_none=True)
@@ -276,6 +335,16 @@ class DartsRun:
         self.w_scheduler.step()
         self.epoch += 1
         return total / max(1, steps)
+
+    def update_genotype(self) -> None:
+        """Derive the cell after an epoch; DARTS+ (``early_stop``) stops the search instead
+        when that cell has ``max_skip`` skip connections, keeping the one before."""
+        current = derive_genotype(self.architect.alphas.detach())
+        if (self.settings.remedy == "early_stop"
+                and current.count("skip_connect") >= self.settings.max_skip):
+            self.stopped = True
+        else:
+            self.genotype = current
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -291,9 +360,14 @@ class DartsRun:
         return correct / n, loss / n
 
     def alpha_metrics(self) -> dict[str, float]:
+        """Each edge's op distribution (``alpha/<edge>/<op>``), the share of it on
+        parameter-free ops, the smallest top-two margin and the alpha steps taken."""
         probs = self.architect.weights().detach().cpu()
-        return {f"alpha/{edge_name(j, i)}/{op}": float(probs[e, k])
-                for e, (j, i) in enumerate(NB201_EDGES) for k, op in enumerate(NB201_OPS)}
+        return {"alpha_steps": self.architect.steps,
+                "param_free_share": parameter_free_share(probs),
+                "alpha_margin": decision_margin(probs),
+                **{f"alpha/{edge_name(j, i)}/{op}": float(probs[e, k])
+                   for e, (j, i) in enumerate(NB201_EDGES) for k, op in enumerate(NB201_OPS)}}
 
 
 def _lookup(settings: DartsSettings, arch: str) -> dict[str, float]:
@@ -333,16 +407,12 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
             raise FloatingPointError(  # before reporting: no diverged checkpoint is saved
                 f"DARTS diverged at epoch {run.epoch} (training loss {train_loss})")
         val_acc, val_loss = run.evaluate()
-        current = derive_genotype(run.architect.alphas.detach())
-        skips = current.count("skip_connect")
-        if parsed.remedy == "early_stop" and skips >= parsed.max_skip:
-            run.stopped = True  # DARTS+: keep the genotype of the epoch before
-        else:
-            run.genotype = current
+        run.update_genotype()
         return {
             M.VAL_ACC: val_acc, M.VAL_LOSS: val_loss, M.TRAIN_LOSS: train_loss,
             M.EPOCH: run.epoch, M.EPOCH_S: time.perf_counter() - start,
             "genotype": run.genotype, "skip_count": run.genotype.count("skip_connect"),
+            "param_free_ops": sum(run.genotype.count(f"|{op}~") for op in PARAMETER_FREE),
             "stopped_early": run.stopped, "beta": run.trained_beta,
             **_lookup(parsed, run.genotype), **run.alpha_metrics(),
         }

@@ -108,9 +108,13 @@ class DataSettings:
     val_size: int | float = 0.1  # held out of the train split: a count, or a fraction if < 1
     test_size: int | None = None  # evaluate the final model on this many test images
     split_seed: int = 0  # the train/validation split is the same for every trial
+    image_size: int | None = None  # downsample images to image_size x image_size (box/area
+    # averaging, as ImageNet16-120 was made); None: the dataset's own size
+
 
     def __post_init__(self) -> None:
         check_range("test_size", self.test_size, low=1)
+        check_range("image_size", self.image_size, low=1, high=self.info.size)
         for name in ("train_size", "val_size"):
             value = getattr(self, name)
             if isinstance(value, float):
@@ -277,6 +281,13 @@ def _as_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x.contiguous(), y
 
 
+def _resized(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``x`` (uint8, N C H W) averaged down to ``size`` x ``size``; unchanged if None."""
+    if size is None or tuple(x.shape[2:]) == (size, size):
+        return x
+    return torch.nn.functional.interpolate(x.float(), size=(size, size), mode="area")
+
+
 def _normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return ((x.float() / 255.0) - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
@@ -297,13 +308,14 @@ def load_splits(settings: DataSettings, device: str = "cpu") -> TensorSplits:
         n_train = settings.train_size if isinstance(settings.train_size, int) else max(
             1, round(len(train_idx) * settings.train_size))
         train_idx = train_idx[:n_train]
-    x_train = x[train_idx].float() / 255.0
-    mean = x_train.mean(dim=(0, 2, 3))
-    std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    x_train, x_val = (_resized(x[idx], settings.image_size) for idx in (train_idx, val_idx))
+    scaled = x_train.float() / 255.0
+    mean = scaled.mean(dim=(0, 2, 3))
+    std = scaled.std(dim=(0, 2, 3)).clamp_min(1e-6)
     return TensorSplits(
-        x_train=_normalise(x[train_idx], mean, std).to(device),
+        x_train=_normalise(x_train, mean, std).to(device),
         y_train=y[train_idx].to(device),
-        x_val=_normalise(x[val_idx], mean, std).to(device),
+        x_val=_normalise(x_val, mean, std).to(device),
         y_val=y[val_idx].to(device),
         classes=settings.info.classes,
         mean=mean,
@@ -317,4 +329,5 @@ def load_test(settings: DataSettings, splits: TensorSplits, device: str = "cpu"
     x, y = _as_tensors(_torchvision_dataset(settings, locate(settings), train=False))
     if settings.test_size is not None:
         x, y = x[: settings.test_size], y[: settings.test_size]
+    x = _resized(x, settings.image_size)
     return _normalise(x, splits.mean, splits.std).to(device), y.to(device)
