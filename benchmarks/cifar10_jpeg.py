@@ -49,12 +49,18 @@ def convert(tarball: Path = TARBALL, root: Path | None = None) -> Path:
             parts = Path(member.name).parts
             if not member.isfile() or len(parts) != 4 or parts[3].startswith("."):
                 continue
+            if parts[1] not in images or parts[2] not in CLASSES:
+                raise ValueError(f"{member.name} in {tarball} is not <top>/train|test/<class>/"
+                                 f"<image>, with <class> one of {', '.join(CLASSES)}")
             split, label = parts[1], CLASSES.index(parts[2])
             with Image.open(io.BytesIO(tar.extractfile(member).read())) as img:  # type: ignore[union-attr]
                 pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
             if pixels.shape != (32, 32, 3):
                 raise ValueError(f"{member.name} is {pixels.shape}, not 32x32 RGB")
             images[split].append((member.name, label, pixels))
+    for split, rows in images.items():
+        if not rows:
+            raise ValueError(f"{tarball} holds no {split}/<class>/*.jpg images")
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)  # the published batches are shuffled, not sorted by class
@@ -67,10 +73,11 @@ def convert(tarball: Path = TARBALL, root: Path | None = None) -> Path:
             with open(tmp / name, "wb") as f:
                 pickle.dump({"batch_label": name, "labels": [rows[i][1] for i in chunk],
                              "data": data, "filenames": [Path(rows[i][0]).name for i in chunk]},
-                            f, protocol=2)
+                            f, protocol=4)
     with open(tmp / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": list(CLASSES), "num_cases_per_batch": 10000,
-                     "num_vis": 3072}, f, protocol=2)
+        pickle.dump({"label_names": list(CLASSES),
+                     "num_cases_per_batch": -(-len(images["train"]) // 5), "num_vis": 3072},
+                    f, protocol=4)
     tmp.rename(folder)
     return root
 

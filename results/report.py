@@ -379,59 +379,88 @@ def plot_pareto(runs: Experiments, cost: str | None = None) -> bytes:
     return _png(fig)
 
 
-DARTS_COLUMNS = ("alpha_steps", "nb201_val_acc", "param_free_share")
+DARTS_COLUMNS = ("alpha_steps", "param_free_share")  # what marks a DARTS search's epochs
+DARTS_SETTINGS = ("config/remedy", "config/order", "config/seed")
+
+
+def _setting(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a seed read back as float next to experiments without one
+    return str(value)
 
 
 def darts_curves(runs: Experiments) -> pd.DataFrame:
-    """The DARTS searches' trajectories: one row per (trial, epoch) with ``label`` (experiment,
-    remedy, order, seed) and :data:`DARTS_COLUMNS`; empty when no trial reported them."""
+    """The DARTS searches' trajectories: one row per (trial, epoch) with ``trial`` (one line
+    each), ``label`` (remedy, order and seed, prefixed by the experiment when several are
+    loaded; the trial id where trials share those) and :data:`DARTS_COLUMNS`, with
+    ``nb201_val_acc`` where the trials looked their cells up; empty when no trial reported them.
+    """
     its = runs.iterations
+    columns = ["trial", "label", *DARTS_COLUMNS, "nb201_val_acc"]
     if not set(DARTS_COLUMNS) <= set(its.columns):
-        return pd.DataFrame(columns=["label", *DARTS_COLUMNS])
+        return pd.DataFrame(columns=columns)
     its = its.dropna(subset=list(DARTS_COLUMNS))
-    trials = runs.trials.set_index(["experiment", "trial_id"])
-    settings = [c for c in ("config/remedy", "config/order", "config/seed")
-                if c in trials.columns]
-
-    def label(key: tuple[str, str]) -> str:
-        parts = [str(trials.at[key, c]) for c in settings if key in trials.index]
+    if "nb201_val_acc" not in its.columns:
+        its = its.assign(nb201_val_acc=float("nan"))
+    trials = runs.trials.drop_duplicates(["experiment", "trial_id"]).set_index(
+        ["experiment", "trial_id"])
+    settings = [c for c in DARTS_SETTINGS if c in trials.columns]
+    keys = list(dict.fromkeys(zip(its["experiment"], its["trial_id"])))
+    labels = {}
+    for key in keys:
+        parts = [p for c in settings if key in trials.index
+                 and (p := _setting(trials.at[key, c])) is not None]
         prefix = f"{key[0]}: " if len(runs.names) > 1 else ""
-        return prefix + (" ".join(parts) if parts else key[1])
-
-    labels = {key: label(key) for key in its.groupby(["experiment", "trial_id"]).groups}
-    keys = list(zip(its["experiment"], its["trial_id"]))
-    return its.assign(label=[labels[k] for k in keys]).sort_values(
-        ["label", "alpha_steps"])[["label", *DARTS_COLUMNS]]
+        labels[key] = prefix + (" ".join(parts) if parts else key[1])
+    repeated = pd.Series(labels).duplicated(keep=False)
+    for key, twice in zip(labels, repeated):
+        if twice:
+            labels[key] = f"{labels[key]} ({key[1]})"
+    rows = list(zip(its["experiment"], its["trial_id"]))
+    return its.assign(trial=[f"{e}/{t}" for e, t in rows],
+                      label=[labels[k] for k in rows]).sort_values(
+        ["label", "alpha_steps"])[columns].reset_index(drop=True)
 
 
 def plot_darts_trajectories(curves: pd.DataFrame, title: str = "") -> bytes:
-    """Two panels against alpha steps, one line per ``label``: the derived cell's NAS-Bench-201
-    accuracy (the table's, in [0, 1] or percent as given) and the share of the alphas'
-    softmax on parameter-free ops (``none``, ``skip_connect``, ``avg_pool_3x3``)."""
+    """Two panels against alpha steps, one line per ``trial`` (or ``label``): the derived
+    cell's NAS-Bench-201 accuracy (the table's, in [0, 1] or percent as given; left empty
+    without lookups) and the share of the alphas' softmax on parameter-free ops (``none``,
+    ``skip_connect``, ``avg_pool_3x3``). Lines of one ``group`` (a method over seeds, say)
+    share a colour and a legend entry; without groups each label has its own."""
     plt = _plt()
     fig, (acc, share) = plt.subplots(1, 2, figsize=(11, 4))
     if curves.empty:
         _empty(acc, "no DARTS search has reported an epoch")
         _empty(share, "")
         return _png(fig)
-    # Lines of one ``group`` (a method over seeds, say) share a colour and one legend entry.
+    curves = curves.reset_index(drop=True)
+    lines = curves["trial"] if "trial" in curves.columns else curves["label"]
     groups = curves["group"] if "group" in curves.columns else curves["label"]
-    colours = {g: f"C{i % 10}" for i, g in enumerate(dict.fromkeys(sorted(groups)))}
+    colours = {g: f"C{i % 10}" for i, g in enumerate(sorted(set(groups)))}
     named: set[str] = set()
-    for name, curve in curves.groupby("label", sort=True):
+    for _, curve in curves.groupby(lines, sort=False):
+        curve = curve.sort_values("alpha_steps")
         group = groups[curve.index[0]]
         style = {"color": colours[group], "linewidth": 1.6, "alpha": 0.85,
                  "label": None if group in named else group,
                  "marker": "." if len(curve) < 3 else None}
         named.add(group)
-        acc.plot(curve["alpha_steps"], curve["nb201_val_acc"], **style)
+        if "nb201_val_acc" in curve.columns and curve["nb201_val_acc"].notna().any():
+            acc.plot(curve["alpha_steps"], curve["nb201_val_acc"], **style)
         share.plot(curve["alpha_steps"], curve["param_free_share"], **style)
-    acc.set_ylabel("derived cell's NAS-Bench-201 accuracy")
+    if not acc.lines:
+        _empty(acc, "no NAS-Bench-201 lookups (train.nb201_dataset: null)")
+    else:
+        acc.set_ylabel("derived cell's NAS-Bench-201 accuracy")
+        acc.set_xlabel("alpha steps")
+        acc.grid(alpha=0.3)
     share.set_ylabel("share of parameter-free ops")
     share.axhline(0.6, color="0.5", linestyle=":", linewidth=1)  # uniform over the 5 ops
-    for ax in (acc, share):
-        ax.set_xlabel("alpha steps")
-        ax.grid(alpha=0.3)
+    share.set_xlabel("alpha steps")
+    share.grid(alpha=0.3)
     share.legend(fontsize=8)
     fig.suptitle(title or "DARTS: derived cell and parameter-free share against alpha steps")
     return _png(fig)

@@ -241,3 +241,67 @@ def test_darts_driver_end_to_end(tmp_path, local_ray, capsys):
     assert {"none first 0", "aux_skip second 0"} <= set(curves["label"])
     page = write_report(runs, tmp_path / "report.html", png_dir=tmp_path / "png")
     assert "DARTS trajectories" in page.read_text() and (tmp_path / "png" / "darts.png").is_file()
+
+
+def test_train_epoch_steps_alphas_with_the_epochs_remedy_weights(tmp_path, monkeypatch):
+    run = _run(tmp_path, epochs=3, remedy="beta_reg", beta_reg_weight=4.0)
+    seen = []
+    real = Architect.step
+
+    def spy(self, train, val, beta=0.0, reg_weight=0.0):
+        seen.append((beta, reg_weight))
+        return real(self, train, val, beta, reg_weight)
+
+    monkeypatch.setattr(Architect, "step", spy)
+    for _ in range(3):
+        run.train_epoch()
+    assert seen == [(0.0, 0.0)] * 2 + [(0.0, 2.0)] * 2 + [(0.0, 4.0)] * 2
+    held = _run(tmp_path, epochs=2, remedy="aux_skip", aux_skip_decay="none")
+    seen.clear()
+    held.train_epoch()
+    held.train_epoch()
+    assert seen == [(1.0, 0.0)] * 4
+    single = _run(tmp_path, epochs=1, remedy="beta_reg", beta_reg_weight=4.0)
+    assert single.reg_weight_for(0) == 4.0  # a one-epoch search is not plain DARTS
+
+
+def _darts_runs(configs: dict[str, list[dict]]):
+    """Experiments holding DARTS-like trials: experiment -> a config (or {}) per trial."""
+    from results.analysis import Experiments
+
+    trials, iterations = [], []
+    for name, rows in configs.items():
+        for i, config in enumerate(rows):
+            trial_id = f"t{i}"
+            trials.append({"experiment": name, "trial_id": trial_id, "status": "complete",
+                           "searcher": "grid", **{f"config/{k}": v for k, v in config.items()}})
+            for epoch, share in ((1, 0.6), (2, 0.7)):
+                iterations.append({"experiment": name, "trial_id": trial_id,
+                                   "iteration": epoch, "val_acc": 0.5,
+                                   "alpha_steps": 10 * epoch, "param_free_share": share,
+                                   "nb201_val_acc": 0.7 - 0.1 * epoch})
+    return Experiments(pd.DataFrame(trials), pd.DataFrame(iterations), "val_acc", "max",
+                       {name: {} for name in configs})
+
+
+def test_darts_curves_one_line_per_trial_with_readable_labels():
+    from results.report import darts_curves, plot_darts_trajectories
+
+    one = {"order": "first", "seed": 0}
+    runs = _darts_runs({"a": [{**one, "remedy": "none"}, {**one, "remedy": "none"}],
+                        "b": [{}]})  # a repeated config; an experiment without configs
+    curves = darts_curves(runs)
+    assert curves.groupby("trial").size().to_dict() == {"a/t0": 2, "a/t1": 2, "b/t0": 2}
+    labels = set(curves["label"])
+    assert labels == {"a: none first 0 (t0)", "a: none first 0 (t1)", "b: t0"}
+    assert plot_darts_trajectories(curves).startswith(b"\x89PNG")
+    # without table lookups the share is still drawn
+    bare = runs.iterations.drop(columns="nb201_val_acc")
+    from results.analysis import Experiments
+
+    curves = darts_curves(Experiments(runs.trials, bare, "val_acc", "max", runs.specs))
+    assert curves["nb201_val_acc"].isna().all() and len(curves) == 6
+    assert plot_darts_trajectories(curves).startswith(b"\x89PNG")
+    # not a DARTS experiment: nothing to draw
+    plain = runs.iterations.drop(columns=["alpha_steps", "param_free_share"])
+    assert darts_curves(Experiments(runs.trials, plain, "val_acc", "max", runs.specs)).empty

@@ -79,3 +79,42 @@ def test_image_size_larger_than_the_dataset_is_refused():
         DataSettings(name="fashion_mnist", image_size=32)
     with pytest.raises(ValueError, match="image_size"):
         DataSettings(name="cifar10", image_size=0)
+
+
+def test_cifar10_jpeg_copy_is_written_as_the_real_pickles_and_loads(tmp_path):
+    import io
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from cifar10_jpeg import CLASSES, convert
+
+    tarball = tmp_path / "cifar10-jpeg.tar.gz"
+    rng = np.random.default_rng(0)
+    with tarfile.open(tarball, "w:gz") as tar:
+        for split, n in (("train", 3), ("test", 1)):
+            for name in CLASSES:
+                for i in range(n):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                        buf, format="JPEG")
+                    info = tarfile.TarInfo(f"cifar10-jpeg/{split}/{name}/{i:04d}.jpg")
+                    info.size = len(buf.getvalue())
+                    tar.addfile(info, io.BytesIO(buf.getvalue()))
+    root = convert(tarball, tmp_path / "data")
+    splits = load_splits(DataSettings(name="cifar10", root=str(root), val_size=10,
+                                      image_size=16))
+    assert splits.x_train.shape == (20, 3, 16, 16) and splits.classes == 10
+    assert sorted(torch.cat([splits.y_train, splits.y_val]).tolist()) == sorted(
+        list(range(10)) * 3)  # every class's images, labelled in the published order
+    assert convert(tarball, tmp_path / "data") == root  # written once
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(bad, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar10-jpeg/train/unicorn/0.jpg")
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(ValueError, match="unicorn.*airplane"):
+        convert(bad, tmp_path / "other")

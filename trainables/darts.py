@@ -214,7 +214,7 @@ class DartsSettings:
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    alpha_lr: float = 3e-4  # Adam moves each alpha by about this much per step at most
+    alpha_lr: float = 3e-4  # Adam typically moves each alpha by up to about this much a step
     alpha_weight_decay: float = 1e-3
     xi: float | None = None  # second order's virtual step; None: the current w learning rate
     order: Literal["first", "second"] = "first"
@@ -285,7 +285,9 @@ class DartsRun:
         epoch, growing linearly to ``beta_reg_weight`` at the last."""
         if self.settings.remedy != "beta_reg":
             return 0.0
-        return self.settings.beta_reg_weight * epoch / max(1, self.settings.epochs - 1)
+        if self.settings.epochs == 1:  # a one-epoch search gets the full weight
+            return self.settings.beta_reg_weight
+        return self.settings.beta_reg_weight * epoch / (self.settings.epochs - 1)
 
     def state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "alphas": self.architect.alphas.detach(),
@@ -307,7 +309,9 @@ class DartsRun:
         self.epoch, self.stopped = int(state["epoch"]), bool(state["stopped"])
         self.genotype = state["genotype"]
         self.trained_beta = float(state["trained_beta"])
-        self.architect.steps = int(state.get("alpha_steps", 0))
+        # Checkpoints from before the count: Adam's own step count is the same number.
+        adam = state["a_optimizer"]["state"].get(0, {})
+        self.architect.steps = int(state.get("alpha_steps", adam.get("step", 0)))
 
     def train_epoch(self) -> float:
         """One epoch of alternating alpha and w steps; the mean training loss of w."""
@@ -361,7 +365,8 @@ class DartsRun:
 
     def alpha_metrics(self) -> dict[str, float]:
         """Each edge's op distribution (``alpha/<edge>/<op>``), the share of it on
-        parameter-free ops, the smallest top-two margin and the alpha steps taken."""
+        parameter-free ops, the smallest top-two margin and the alpha steps taken: all of the
+        current alphas (after a DARTS+ stop, the kept genotype is the epoch before's)."""
         probs = self.architect.weights().detach().cpu()
         return {"alpha_steps": self.architect.steps,
                 "param_free_share": parameter_free_share(probs),

@@ -111,7 +111,6 @@ class DataSettings:
     image_size: int | None = None  # downsample images to image_size x image_size (box/area
     # averaging, as ImageNet16-120 was made); None: the dataset's own size
 
-
     def __post_init__(self) -> None:
         check_range("test_size", self.test_size, low=1)
         check_range("image_size", self.image_size, low=1, high=self.info.size)
@@ -282,7 +281,8 @@ def _as_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _resized(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """``x`` (uint8, N C H W) averaged down to ``size`` x ``size``; unchanged if None."""
+    """``x`` (N C H W, uint8) averaged down to ``size`` x ``size`` (as float); unchanged if
+    ``size`` is None or already the images' size."""
     if size is None or tuple(x.shape[2:]) == (size, size):
         return x
     return torch.nn.functional.interpolate(x.float(), size=(size, size), mode="area")

@@ -147,6 +147,10 @@ class GanSettings:
         check_range("epochs", self.epochs, low=1)
         check_range("eval_samples", self.eval_samples, low=100)
         check_range("images_every", self.images_every, low=0)
+        size = getattr(self.data, "image_size", None)
+        if size not in (None, 28):
+            raise ValueError(f"`data.image_size` is {size}, but the GAN's generator and its "
+                             "quality meter work on 28x28 images; leave image_size out.")
 
 
 SEED_CONFIG = {"z_dim": 64, "hidden": 64, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5,

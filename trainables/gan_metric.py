@@ -99,7 +99,9 @@ class QualityMeter:
         x = _to_gan_range(splits.x_train, splits.mean, splits.std)
         real = _to_gan_range(splits.x_val, splits.mean, splits.std)
         key = hashlib.sha1(repr((settings.name, settings.root, settings.train_size,
-                                 settings.val_size, settings.split_seed)).encode()).hexdigest()
+                                 settings.val_size, settings.split_seed)
+                                + ((settings.image_size,) if settings.image_size else ())
+                                ).encode()).hexdigest()
         path = _cache_home() / "gan_features" / f"{settings.name}-{key[:12]}.pt"
         with torch.random.fork_rng(devices=[]):  # the same ruler whatever ran before
             torch.manual_seed(0)
