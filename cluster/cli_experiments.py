@@ -115,7 +115,9 @@ def cmd_darts(args: argparse.Namespace) -> int:
             print(f"\n{len(ties)} of {len(table)} derived cells are near-ties (alpha_margin < "
                   f"{UNDECIDED_MARGIN}: on some edge the two strongest ops' weights differ by "
                   "less), so noise chose an op there; more alpha steps (train.epochs, or a larger "
-                  "train.alpha_lr) let the search decide.")
+                  "train.alpha_lr) let the search decide"
+                  + ("; beta_reg holds the alphas close together by design, so its margins stay "
+                     "small." if (ties.get("remedy") == "beta_reg").any() else "."))
         if not args.train_cells:
             return 0
         cells = usable_cells(table)
