@@ -150,6 +150,7 @@ def main() -> None:
                         "i.e. plain DARTS; '' for no second-order runs)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--channels", type=int, help="C of the supernet (default 4; cuda: 16)")
     parser.add_argument("--alpha-lr", type=float)
     parser.add_argument("--beta-reg-weight", type=float, default=10.0)
     parser.add_argument("--aux-skip-decay", choices=("linear", "none"), default="linear")
@@ -175,7 +176,7 @@ def main() -> None:
             sys.exit(f"Fashion-MNIST not found in {root}; pass --root.")
     base = {"dataset": args.dataset, "root": root, "device": args.device,
             "threads": 4 if gpu else 1, "batch_size": 64,
-            "image_size": None if gpu else 16, "channels": 16 if gpu else 4,
+            "image_size": None if gpu else 16, "channels": args.channels or (16 if gpu else 4),
             "cells": 5 if gpu else 1, "train_size": None if gpu else 20000,
             "val_size": 1000 if gpu else 2000, "epochs": args.epochs or (50 if gpu else 20),
             "alpha_lr": args.alpha_lr or (3e-4 if gpu else 3e-3),
