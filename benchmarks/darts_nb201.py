@@ -71,7 +71,7 @@ def search(job: dict) -> dict:
 
     from spaces.cells import nb201_space
     from spaces.tables import load_nb201
-    from trainables.darts import PARAMETER_FREE, DartsRun
+    from trainables.darts import DartsRun, genotype_counts
 
     torch.set_num_threads(job["threads"])
     settings = settings_for(job)
@@ -84,15 +84,15 @@ def search(job: dict) -> dict:
         val_acc, _ = run.evaluate()
         run.update_genotype()
         metrics = run.alpha_metrics()
+        counts = genotype_counts(run.genotype)
         records.append({
             "epoch": run.epoch, "alpha_steps": metrics["alpha_steps"],
             "seconds": time.perf_counter() - start, "supernet_val_acc": val_acc,
             "genotype": run.genotype, "stopped": run.stopped,
             "nb201": table.mean_val_acc(space.from_arch(run.genotype)),
             "param_free_share": metrics["param_free_share"],
-            "param_free_ops": sum(run.genotype.count(f"|{op}~") for op in PARAMETER_FREE),
-            "alpha_margin": metrics["alpha_margin"],
-            "skips": run.genotype.count("skip_connect")})
+            "param_free_ops": counts["param_free_ops"], "alpha_margin": metrics["alpha_margin"],
+            "skips": counts["skip_count"]})
     return {**job, "records": records, "wall_s": time.perf_counter() - start}
 
 
@@ -104,17 +104,10 @@ def steps_per_second(job: dict, steps: int = 20) -> float:
 
     torch.set_num_threads(job["threads"])
     run = DartsRun(settings_for({**job, "epochs": 1}), torch.device(job["device"]))
-    batch = job["batch_size"]
-    x_w, y_w, x_a, y_a = run.x_w[:batch], run.y_w[:batch], run.x_a[:batch], run.y_a[:batch]
-    weights_step = run.w_optimizer.step
+    batch = torch.arange(job["batch_size"], device=job["device"])
 
     def one() -> None:
-        run.architect.step((x_w, y_w), (x_a, y_a))
-        loss = torch.nn.functional.cross_entropy(
-            run.model(x_w, (run.architect.weights().detach(), 0.0)), y_w)
-        run.w_optimizer.zero_grad()
-        loss.backward()
-        weights_step()
+        run.step(batch, batch)
 
     for _ in range(3):
         one()

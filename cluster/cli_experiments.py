@@ -117,7 +117,8 @@ def cmd_darts(args: argparse.Namespace) -> int:
                   "less), so noise chose an op there; more alpha steps (train.epochs, or a larger "
                   "train.alpha_lr) let the search decide"
                   + ("; beta_reg holds the alphas close together by design, so its margins stay "
-                     "small." if (ties.get("remedy") == "beta_reg").any() else "."))
+                     "small." if "remedy" in ties and (ties["remedy"] == "beta_reg").any()
+                     else "."))
         if not args.train_cells:
             return 0
         cells = usable_cells(table)

@@ -19,6 +19,7 @@ from trainables.darts import (
     MixedOp,
     decision_margin,
     derive_genotype,
+    genotype_counts,
     make_supernet,
     parameter_free_share,
 )
@@ -101,6 +102,10 @@ def test_genotype_is_the_argmax_per_edge():
     assert derive_genotype(alphas) == ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
                                        "|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
     get_space("nb201").from_arch(derive_genotype(torch.randn(6, 5)))
+    assert genotype_counts(derive_genotype(alphas)) == {"skip_count": 1, "param_free_ops": 1}
+    assert genotype_counts("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|"
+                           "nor_conv_1x1~1|nor_conv_3x3~2|") == {"skip_count": 2,
+                                                                 "param_free_ops": 4}
 
 
 def test_architect_step_moves_only_alphas():

@@ -60,7 +60,8 @@ from trainables.data import DataSettings, load_splits
 from trainables.loop import batches, setup_device, train_epochs
 
 __all__ = ["PARAMETER_FREE", "Architect", "DartsSettings", "MixedOp", "SearchCell",
-           "derive_genotype", "make_supernet", "parameter_free_share", "train_darts"]
+           "derive_genotype", "genotype_counts", "make_supernet", "parameter_free_share",
+           "train_darts"]
 
 # Ops without weights: the ones DARTS drifts to when it collapses.
 PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
@@ -119,6 +120,13 @@ def parameter_free_share(weights: torch.Tensor) -> float:
     when every edge is uniform over NAS-Bench-201's five ops; 1 when fully collapsed)."""
     free = [NB201_OPS.index(op) for op in PARAMETER_FREE]
     return float(weights[:, free].sum(dim=-1).mean())
+
+
+def genotype_counts(genotype: str) -> dict[str, int]:
+    """A derived cell's ``skip_count`` and ``param_free_ops`` (edges holding an op of
+    :data:`PARAMETER_FREE`)."""
+    return {"skip_count": genotype.count("|skip_connect~"),
+            "param_free_ops": sum(genotype.count(f"|{op}~") for op in PARAMETER_FREE)}
 
 
 def decision_margin(weights: torch.Tensor) -> float:
@@ -326,19 +334,25 @@ class DartsRun:
         order_a = list(batches(len(self.y_a), self.settings.batch_size, device=self.device,
                                generator=self.generator))
         for idx_w, idx_a in zip(order_w, order_a):
-            train = (self.x_w[idx_w], self.y_w[idx_w])
-            self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta, reg_weight)
-            loss = F.cross_entropy(self.model(train[0], (self.architect.weights().detach(),
-                                                         beta)), train[1])
-            self.w_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
-            self.w_optimizer.step()
-            total += float(loss.detach())
+            total += self.step(idx_w, idx_a, beta, reg_weight)
             steps += 1
         self.w_scheduler.step()
         self.epoch += 1
         return total / max(1, steps)
+
+    def step(self, idx_w: torch.Tensor, idx_a: torch.Tensor, beta: float = 0.0,
+             reg_weight: float = 0.0) -> float:
+        """One alpha step on the alpha half's batch ``idx_a``, then one weight step on the
+        weight half's batch ``idx_w``; the weights' training loss."""
+        train = (self.x_w[idx_w], self.y_w[idx_w])
+        self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta, reg_weight)
+        loss = F.cross_entropy(self.model(train[0], (self.architect.weights().detach(), beta)),
+                               train[1])
+        self.w_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.w_optimizer.step()
+        return float(loss.detach())
 
     def update_genotype(self) -> None:
         """Derive the cell after an epoch; DARTS+ (``early_stop``) stops the search instead
@@ -416,8 +430,7 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
         return {
             M.VAL_ACC: val_acc, M.VAL_LOSS: val_loss, M.TRAIN_LOSS: train_loss,
             M.EPOCH: run.epoch, M.EPOCH_S: time.perf_counter() - start,
-            "genotype": run.genotype, "skip_count": run.genotype.count("skip_connect"),
-            "param_free_ops": sum(run.genotype.count(f"|{op}~") for op in PARAMETER_FREE),
+            "genotype": run.genotype, **genotype_counts(run.genotype),
             "stopped_early": run.stopped, "beta": run.trained_beta,
             **_lookup(parsed, run.genotype), **run.alpha_metrics(),
         }

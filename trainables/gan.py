@@ -147,9 +147,8 @@ class GanSettings:
         check_range("epochs", self.epochs, low=1)
         check_range("eval_samples", self.eval_samples, low=100)
         check_range("images_every", self.images_every, low=0)
-        size = getattr(self.data, "image_size", None)
-        if size not in (None, 28):
-            raise ValueError(f"`data.image_size` is {size}, but the GAN's generator and its "
+        if self.data.image_size not in (None, 28):
+            raise ValueError(f"`data.image_size` is {self.data.image_size}, but the GAN's generator and its "
                              "quality meter work on 28x28 images; leave image_size out.")
 
 
