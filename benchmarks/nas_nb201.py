@@ -13,6 +13,7 @@ It also measures the wall time per evaluation through the simulator and through 
 
     .venv/bin/python benchmarks/nas_nb201.py                        # 50 seeds, 2 processes
     .venv/bin/python benchmarks/nas_nb201.py --seeds 10 --searchers random evolution
+    .venv/bin/python benchmarks/nas_nb201.py --seeds 100 --first-seed 1000 --real 0
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def ceiling(table, draws: int, seed: int = 0) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (1000 for fresh ones)")
     parser.add_argument("--evals", type=int, default=500)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS))
@@ -95,7 +98,7 @@ def main() -> None:
 
     best = load_nb201("cifar100").best()[1]
     jobs = [(s, w, seed, args.evals) for s in args.searchers for w in args.workers
-            for seed in range(args.seeds)]
+            for seed in range(args.first_seed, args.first_seed + args.seeds)]
     curves: dict[tuple[str, int], list[np.ndarray]] = {}
     seconds: dict[str, list[float]] = {}
     start = time.perf_counter()
@@ -106,7 +109,8 @@ def main() -> None:
     total = time.perf_counter() - start
     marks = [c for c in CHECKPOINTS if c <= args.evals]
     print(f"# NAS-Bench-201 CIFAR-100 validation accuracy (%) of the best-observed architecture, "
-          f"true (seed-averaged) value, mean +- std over {args.seeds} seeds; best possible "
+          f"true (seed-averaged) value, mean +- std over {args.seeds} seeds (from "
+          f"{args.first_seed}); best possible "
           f"{best:.2f}. Each evaluation sees one random training seed. Simulator, "
           f"{len(jobs)} searches in {total:.0f} s on {args.processes} processes.")
     header = " | ".join(f"{m} evals" for m in marks)

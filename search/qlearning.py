@@ -21,7 +21,8 @@ backwards:
 with ``r`` the reward at the last step and 0 before it. Unvisited state-actions start at the
 mean reward seen so far (MetaQNN starts them at 0.5, a middling accuracy).
 
-As in MetaQNN, a config already evaluated to its full budget is not run again: its stored
+As in MetaQNN, a config already evaluated to its full budget (or one the space says builds the
+same network, :meth:`spaces.Space.canonical`) is not run again: its stored
 reward is replayed as a new episode and another proposal is drawn, with epsilon raised a step
 towards 1 at each repeat (so a greedy policy that knows its favourite config moves away from it
 rather than replaying it forever); after ``max_repeat_tries`` repeats, a uniformly random
@@ -112,10 +113,12 @@ class QLearning(FidelityStrategy):
         self.rng = np.random.default_rng(seed)
         self.q: dict[tuple[State, str, int], float] = {}
         self.replay: list[tuple[Tokens, Key]] = []  # (episode, its key): rewards from keys
-        self.known: dict[Tokens, Key] = {}  # configs evaluated to the full budget
-        self.stopped: dict[Tokens, Key] = {}  # configs stopped early, and how far they got
+        # by the space's canonical form, so an equivalent config counts as the same one
+        self.known: dict[Hashable, Key] = {}  # configs evaluated to the full budget
+        self.stopped: dict[Hashable, Key] = {}  # configs stopped early, and how far they got
         self.pending: dict[int, Tokens] = {}
-        self.in_flight: set[Tokens] = set()
+        self.in_flight: set[Hashable] = set()
+        self.by_canonical = True
         self.fidelity = FidelityTracker()
         self.ranks = RankReward(options.rank_window)
         self.asked = 0
@@ -131,6 +134,18 @@ class QLearning(FidelityStrategy):
             for _, key in state["replay"]:
                 state["ranks"].add(key)
         self.__dict__.update(state)
+        if "by_canonical" not in state:  # hpnas 0.4 kept token sequences: re-key them
+            for name in ("known", "stopped"):
+                table: dict[Hashable, Key] = {}
+                for tokens, key in getattr(self, name).items():
+                    ident = self._ident(tokens)
+                    table[ident] = max(key, table.get(ident, key))
+                setattr(self, name, table)
+            self.in_flight = {self._ident(t) for t in self.pending.values()}
+            self.by_canonical = True
+
+    def _ident(self, tokens: Tokens) -> Hashable:
+        return self.space.canonical(self.space.from_tokens(tokens))
 
     @property
     def epsilon(self) -> float:
@@ -183,24 +198,26 @@ class QLearning(FidelityStrategy):
         """A uniformly random token sequence not evaluated nor training (if one is found)."""
         for _ in range(1000):
             tokens = self.space.tokens(self.space.sample_grid(self.rng))
-            if tokens not in self.known and tokens not in self.stopped \
-                    and tokens not in self.in_flight:
+            ident = self._ident(tokens)
+            if ident not in self.known and ident not in self.stopped \
+                    and ident not in self.in_flight:
                 break
         return tokens
 
     def ask(self) -> tuple[dict[str, Any], Hashable]:
         for repeats in range(self.max_repeat_tries):
             tokens = self._episode(repeats)
-            seen = self.known.get(tokens) or self.stopped.get(tokens)
+            ident = self._ident(tokens)
+            seen = self.known.get(ident) or self.stopped.get(ident)
             if seen is not None:  # MetaQNN: reuse the stored result as a new episode
                 self._learn(tokens, seen)
-            elif tokens not in self.in_flight:  # nor run a config twice at once
+            elif ident not in self.in_flight:  # nor run a config twice at once
                 break
         else:
             tokens = self._unseen()
         self.asked += 1
         self.pending[self.asked] = tokens
-        self.in_flight.add(tokens)
+        self.in_flight.add(self._ident(tokens))
         return self.space.from_tokens(tokens), self.asked
 
     def _reward(self, key: Key) -> float:
@@ -233,8 +250,9 @@ class QLearning(FidelityStrategy):
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
-        if tokens is not None and tokens not in self.pending.values():
-            self.in_flight.discard(tokens)
+        if tokens is not None and self._ident(tokens) not in map(self._ident,
+                                                                 self.pending.values()):
+            self.in_flight.discard(self._ident(tokens))
         if tokens is None or status is Status.FAILED or score is None:
             self.fidelity.forget(handle)
             return
@@ -248,9 +266,10 @@ class QLearning(FidelityStrategy):
 
     def _finished(self, tokens: Tokens, key: Key) -> None:
         self.ranks.add(key)
+        ident = self._ident(tokens)
         if key[0] == math.inf:  # complete: cached as final
-            self.known[tokens] = max(key, self.known.get(tokens, key))
-            self.stopped.pop(tokens, None)
-        elif tokens not in self.known:
-            self.stopped[tokens] = max(key, self.stopped.get(tokens, key))
+            self.known[ident] = max(key, self.known.get(ident, key))
+            self.stopped.pop(ident, None)
+        elif ident not in self.known:
+            self.stopped[ident] = max(key, self.stopped.get(ident, key))
         self._learn(tokens, key)

@@ -14,7 +14,8 @@ the learning rate does not depend on the metric's scale), plus an entropy bonus
 (``entropy_weight``, the exploration setting) that keeps the policy from collapsing early. Failed
 trials are not learned from.
 
-No budget goes to repeats: a sampled architecture that was already evaluated is answered from
+No budget goes to repeats: a sampled architecture that was already evaluated (or one the space
+says builds the same network, :meth:`spaces.Space.canonical`) is answered from
 history (one REINFORCE step with its known reward, as if it had been run again; at most
 ``max_history_updates`` per proposal, so a converged controller stays cheap) and the controller
 samples again; one still training is resampled. After ``max_repeat_tries`` repeats in a row the
@@ -63,7 +64,7 @@ class RlOptions:
 
     hidden: int = 64  # LSTM width
     lr: float = 0.03  # Adam learning rate of the controller
-    baseline_decay: float = 0.9  # EMA decay of the reward baseline and scale
+    baseline_decay: float = 0.8  # EMA decay of the reward baseline and scale
     entropy_weight: float = 1e-3  # entropy bonus
     tanh_constant: float = 2.5  # logits squashed to c * tanh(logits / temperature)
     temperature: float = 5.0
@@ -130,14 +131,16 @@ class ReinforceController(FidelityStrategy):
         self.baseline: float | None = None
         self.scale: float | None = None
         self.pending: dict[int, tuple[int, ...]] = {}
-        self.in_flight: dict[tuple[int, ...], int] = {}  # token sequences training, and how many
-        self.evaluated: dict[tuple[int, ...], Key] = {}  # finished sequences, best key each
+        # by the space's canonical form, so an equivalent config counts as the same one
+        self.in_flight: dict[Hashable, int] = {}  # configs training, and how many
+        self.evaluated: dict[Hashable, Key] = {}  # finished configs, best key each
         self.fidelity = FidelityTracker()
         self.ranks = RankReward(options.rank_window)
         self.multi_fidelity = False  # a trial was stopped early: rewards are ranks
         self.asked = 0
         self.updates = 0
         self.repeats = 0  # samples answered from history or resampled
+        self.by_canonical = True  # evaluated and in_flight are keyed by canonical form
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a saved search, one saved by hpnas 0.2 included (no history kept then)."""
@@ -146,6 +149,18 @@ class ReinforceController(FidelityStrategy):
                          fidelity=FidelityTracker(), ranks=RankReward(), multi_fidelity=False,
                          repeats=0)
         self.__dict__.update(state)
+        if "by_canonical" not in state:  # hpnas 0.4 kept token sequences: re-key them
+            evaluated: dict[Hashable, Key] = {}
+            for tokens, key in self.evaluated.items():
+                ident = self._ident(tokens)
+                evaluated[ident] = max(key, evaluated.get(ident, key))
+            in_flight: dict[Hashable, int] = {}
+            for tokens, count in self.in_flight.items():
+                in_flight[self._ident(tokens)] = in_flight.get(self._ident(tokens), 0) + count
+            self.evaluated, self.in_flight, self.by_canonical = evaluated, in_flight, True
+
+    def _ident(self, tokens: tuple[int, ...]) -> Hashable:
+        return self.space.canonical(self.space.from_tokens(tokens))
 
     def _squash(self, logits: torch.Tensor) -> torch.Tensor:
         return self.tanh_constant * torch.tanh(logits / self.temperature)
@@ -169,25 +184,28 @@ class ReinforceController(FidelityStrategy):
         tokens: tuple[int, ...] = ()
         for _ in range(self.max_repeat_tries):
             tokens = self.space.tokens(self._sample())
-            if tokens in self.evaluated:  # answered from history: learn, spend no budget
+            ident = self._ident(tokens)
+            if ident in self.evaluated:  # answered from history: learn, spend no budget
                 if answered < self.max_history_updates:
-                    self._learn(tokens, self._reward(self.evaluated[tokens], record=False))
+                    self._learn(tokens, self._reward(self.evaluated[ident], record=False))
                     answered += 1
-            elif tokens not in self.in_flight:
+            elif ident not in self.in_flight:
                 break
             self.repeats += 1
         else:
             tokens = self._unseen(near=tokens)
+            ident = self._ident(tokens)
         self.asked += 1
         self.pending[self.asked] = tokens
-        self.in_flight[tokens] = self.in_flight.get(tokens, 0) + 1
+        self.in_flight[ident] = self.in_flight.get(ident, 0) + 1
         return self.space.from_tokens(tokens), self.asked
 
     def _unseen(self, near: tuple[int, ...]) -> tuple[int, ...]:
         """An architecture neither evaluated nor training: a neighbour of ``near`` (the
         controller's repeated sample, one decision changed), else a uniformly random one."""
         def fresh(tokens: tuple[int, ...]) -> bool:
-            return tokens not in self.evaluated and tokens not in self.in_flight
+            ident = self._ident(tokens)
+            return ident not in self.evaluated and ident not in self.in_flight
 
         for config in self.space.neighbours(self.space.from_tokens(near), self.rng):
             if fresh(tokens := self.space.tokens(config)):
@@ -220,9 +238,9 @@ class ReinforceController(FidelityStrategy):
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
         if tokens is not None:
-            left = self.in_flight.pop(tokens, 1) - 1
+            left = self.in_flight.pop(self._ident(tokens), 1) - 1
             if left:
-                self.in_flight[tokens] = left
+                self.in_flight[self._ident(tokens)] = left
         if tokens is None or status is Status.FAILED or score is None:
             self.fidelity.forget(handle)
             return
@@ -230,7 +248,8 @@ class ReinforceController(FidelityStrategy):
             self.multi_fidelity = True  # from now on rewards are ranks: restart the baseline
             self.baseline = self.scale = None
         key = self.fidelity.key(handle, score, status)
-        self.evaluated[tokens] = max(key, self.evaluated.get(tokens, key))
+        ident = self._ident(tokens)
+        self.evaluated[ident] = max(key, self.evaluated.get(ident, key))
         self._learn(tokens, self._reward(key, record=True))
 
     def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
@@ -239,7 +258,8 @@ class ReinforceController(FidelityStrategy):
             return
         samples = [(self.space.tokens(config), key) for config, key in trials]
         for tokens, key in samples:
-            self.evaluated[tokens] = max(key, self.evaluated.get(tokens, key))
+            ident = self._ident(tokens)
+            self.evaluated[ident] = max(key, self.evaluated.get(ident, key))
             self.ranks.add(key)
         if any(key[0] != math.inf for _, key in samples):
             self.multi_fidelity = True

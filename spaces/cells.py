@@ -1,9 +1,12 @@
 """The NAS-Bench-201 cell space: 4 nodes, 6 edges, one of 5 ops on each edge.
 
 Node ``j`` sums ``op(j, i)(node i)`` over every earlier node ``i``; node 0 is the cell input and
-node 3 its output. A config names each edge's op (``edge_<j>_<i>``); the canonical form is the
-NAS-Bench-201 arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``, shared by every searcher, the
-table lookup, the cell network and DARTS' derived genotypes.
+node 3 its output. A config names each edge's op (``edge_<j>_<i>``); its name is the
+NAS-Bench-201 arch string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``, shared by the table lookup,
+the cell network and DARTS' derived genotypes. Searchers tell configs apart by
+:meth:`CellSpace.canonical`, the function the cell computes, so that two cells that build the
+same network (a ``none`` edge's ops rearranged, a branch that never reaches the output) count as
+one.
 
 Mutations follow AmoebaNet (Real et al. 2019): an *op mutation* changes one edge's op; a
 *hidden-state mutation* rewires an op to another input of its node. In this fully connected cell
@@ -28,6 +31,7 @@ from spaces.space import Categorical, Space
 __all__ = ["NB201_EDGES", "NB201_OPS", "CellSpace", "edge_name", "nb201_space"]
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+ZERO_OP, IDENTITY_OP = "none", "skip_connect"  # an absent edge; an edge that copies its input
 NB201_NODES = 4
 # (to, from) in the arch string's order: node 1 from 0; node 2 from 0, 1; node 3 from 0, 1, 2.
 NB201_EDGES = tuple((j, i) for j in range(1, NB201_NODES) for i in range(j))
@@ -76,7 +80,21 @@ class CellSpace(Space):
         return config
 
     def canonical(self, config: Mapping[str, Any]) -> Hashable:
-        return self.arch_string(config)
+        """The function the cell computes, written as an expression of its input ``x``: equal
+        for configs that build the same network, so searchers never spend a trial on a cell
+        equivalent to one already tried. ``none`` edges are dropped, ``skip_connect`` is the
+        identity, a node's sum is order-free, and an op applied to a node that receives nothing
+        gives nothing (up to a batch-norm constant); edges that do not reach the output drop
+        out. The 15,625 NAS-Bench-201 cells compute 5,773 functions; ``arch_string`` is the
+        config's own name."""
+        node: list[str | None] = ["x"]
+        for j in range(1, self.nodes):
+            terms = sorted(node[i] if op == IDENTITY_OP else f"{op}({node[i]})"
+                           for i in range(j)
+                           if (op := config[edge_name(j, i)]) != ZERO_OP and node[i] is not None)
+            node.append("[" + "+".join(terms) + "]" if len(terms) > 1 else
+                        terms[0] if terms else None)
+        return node[-1] or "zero"
 
     def mutate(self, config: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         if rng.random() < self.op_mutation_prob:

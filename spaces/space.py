@@ -356,7 +356,10 @@ class Space:
             )
 
     def canonical(self, config: Mapping[str, Any]) -> Hashable:
-        """A hashable form: the active parameters' values in space order."""
+        """A hashable form, equal for configs that build the same model (searchers never
+        propose two configs with one form): here the active parameters' values in space order;
+        spaces that know more equivalences (cells: :meth:`spaces.cells.CellSpace.canonical`)
+        say so."""
         return tuple((p.name, config[p.name]) for p in self.active_params(config))
 
     def complete(self, partial: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import numpy as np
 import pytest
 import yaml
 
-from spaces import SPACES, get_space
-from spaces.cells import NB201_OPS, edge_name
+from spaces import SPACES, Space, get_space
+from spaces.cells import NB201_EDGES, NB201_OPS, edge_name
 from spaces.inline import SPACE_SYNTAX, compile_space
 from spaces.tables import NB201Table, load_nb201
 
@@ -60,7 +61,7 @@ def test_mutation_is_valid_and_changes_the_config(name):
         cfg = space.sample(rng)
         child = space.mutate(cfg, rng)
         space.validate(child)
-        assert space.canonical(child) != space.canonical(cfg)
+        assert Space.canonical(space, child) != Space.canonical(space, cfg)  # the config changed
 
 
 def test_cnn_depth_mutation_refills_and_drops_layers():
@@ -89,7 +90,7 @@ def test_arch_string_round_trip_and_errors():
     space = get_space("nb201")
     cfg = space.from_arch(BEST_C100)
     assert cfg[edge_name(3, 0)] == "skip_connect" and space.arch_string(cfg) == BEST_C100
-    assert space.canonical(cfg) == BEST_C100
+    assert space.from_arch(space.arch_string(cfg)) == cfg
     for bad, message in [
         ("|nor_conv_3x3~0|+|none~0|", "must have 3 '+'-separated nodes"),
         ("|nor_conv_3x3~0|+|none~0|+|none~0|none~1|none~2|", "node 2 must have 2 inputs"),
@@ -145,3 +146,35 @@ def test_ops_and_edges_match_the_table_key():
     table = load_nb201("cifar10")
     cfg = {edge_name(j, i): NB201_OPS[(j + i) % 5] for j in range(1, 4) for i in range(j)}
     assert table.config_of(table.key(cfg)) == cfg
+
+
+def test_cell_canonical_form_is_the_function_the_cell_computes():
+    space = get_space("nb201")
+    key = space.canonical
+    best = space.from_arch(BEST_C100)
+    # a branch into a node that feeds nothing, reordered sums, identities and dead inputs
+    same = [
+        ("|nor_conv_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|none~2|",
+         "|avg_pool_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|none~1|none~2|"),  # node 1 unused
+        ("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+         "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|"),
+        ("|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|",
+         "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|skip_connect~2|"),  # x1 = x
+        ("|none~0|+|none~0|nor_conv_3x3~1|+|nor_conv_1x1~0|none~1|none~2|",
+         "|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|"),  # conv of nothing
+    ]
+    for a, b in same:
+        assert key(space.from_arch(a)) == key(space.from_arch(b)), (a, b)
+    different = [
+        ("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+         "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|"),
+        ("|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_3x3~1|none~2|",
+         "|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"),  # two convs of x
+    ]
+    for a, b in different:
+        assert key(space.from_arch(a)) != key(space.from_arch(b)), (a, b)
+    assert key(space.from_arch("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")) == "zero"
+    cells = [dict(zip([edge_name(j, i) for j, i in NB201_EDGES], ops))
+             for ops in itertools.product(NB201_OPS, repeat=len(NB201_EDGES))]
+    assert len({key(c) for c in cells}) == 5773
+    assert sum(key(c) == key(best) for c in cells) == 1  # the best cell has no twin

@@ -17,6 +17,7 @@ from search.rl import ReinforceController
 from spaces import get_space
 
 NB201 = get_space("nb201")
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 def _finish(core, handle, score, status, step=None):
@@ -82,7 +83,7 @@ def test_rl_answers_repeats_from_history_and_ranks_pruned_trials(monkeypatch):
     assert core.updates == 4 and core.repeats == 3  # three answers from history (the most)
     _finish(core, h2, 80.0, Status.PRUNED, step=1)
     assert core.multi_fidelity  # rewards are ranks from now on
-    assert core.evaluated[NB201.tokens(new)] == (1.0, 80.0)
+    assert core.evaluated[NB201.canonical(new)] == (1.0, 80.0)
     assert core._reward((1.0, 80.0), record=False) < core._reward((math.inf, 70.0), record=False)
 
 
@@ -100,7 +101,8 @@ def test_qlearning_never_caches_a_pruned_score_as_final(monkeypatch):
     config, handle = core.ask()
     tokens = NB201.tokens(config)
     _finish(core, handle, 90.0, Status.PRUNED, step=1)
-    assert tokens not in core.known and core.stopped[tokens] == (1.0, 90.0)
+    ident = NB201.canonical(config)
+    assert ident not in core.known and core.stopped[ident] == (1.0, 90.0)
     replays = len(core.replay)
     episodes = iter([tokens])
     monkeypatch.setattr(core, "_episode", lambda repeats=0: next(episodes, (0, 1, 2, 3, 4, 0)))
@@ -108,7 +110,7 @@ def test_qlearning_never_caches_a_pruned_score_as_final(monkeypatch):
     assert NB201.tokens(again) != tokens  # not run again: its rank was replayed instead
     assert len(core.replay) == replays + 1 and core.replay[-1] == (tokens, (1.0, 90.0))
     _finish(core, h2, 60.0, Status.COMPLETE, step=3)
-    assert core.known[NB201.tokens(again)] == (math.inf, 60.0)
+    assert core.known[NB201.canonical(again)] == (math.inf, 60.0)
     assert core._reward((1.0, 90.0)) < core._reward((math.inf, 60.0))
 
 
@@ -182,3 +184,40 @@ def test_rl_proposes_a_neighbour_of_a_converged_controllers_favourite(monkeypatc
     assert core.updates == 1 + core.max_history_updates
     changed = [a != b for a, b in zip(NB201.tokens(new), NB201.tokens(config))]
     assert sum(changed) == 1  # one decision changed, not a random cell
+
+
+TWINS = ("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+         "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|")
+
+
+def test_rl_and_qlearning_answer_an_equivalent_cell_from_history(monkeypatch):
+    """A cell that builds the same network as an evaluated one costs no trial (two configs, one
+    canonical form)."""
+    first, twin = (NB201.from_arch(a) for a in TWINS)
+    fresh = NB201.from_arch(BEST)
+    rl = ReinforceController(NB201, seed=0)
+    monkeypatch.setattr(rl, "_sample", iter([first, twin, fresh]).__next__)
+    _, handle = rl.ask()
+    _finish(rl, handle, 70.0, Status.COMPLETE)
+    assert rl.ask()[0] == fresh and rl.repeats == 1
+    q = QLearning(NB201, seed=0)
+    episodes = iter([NB201.tokens(first), NB201.tokens(twin), NB201.tokens(fresh)])
+    monkeypatch.setattr(q, "_episode", lambda repeats=0: next(episodes))
+    _, handle = q.ask()
+    _finish(q, handle, 70.0, Status.COMPLETE)
+    replays = len(q.replay)
+    assert q.ask()[0] == fresh
+    assert q.replay[replays] == (NB201.tokens(twin), (math.inf, 70.0))  # learned, not run
+
+
+def test_rl_and_qlearning_restore_searches_keyed_by_token_sequences():
+    """hpnas 0.4 kept evaluated configs by token sequence: a restored search re-keys them."""
+    config = NB201.from_arch(TWINS[0])
+    for core, table in [(ReinforceController(NB201, seed=0), "evaluated"),
+                        (QLearning(NB201, seed=0), "known")]:
+        state = dict(core.__dict__)
+        state.pop("by_canonical")
+        state[table] = {NB201.tokens(config): (math.inf, 70.0)}
+        restored = type(core).__new__(type(core))
+        restored.__setstate__(state)
+        assert getattr(restored, table) == {NB201.canonical(config): (math.inf, 70.0)}

@@ -141,9 +141,9 @@ def test_neighbours_change_one_decision_each(name):
     neighbours = list(space.neighbours(config, rng))
     active = space.active_params(config)
     assert len(neighbours) == sum(len(p.grid()) - 1 for p in active)
-    assert len({space.canonical(c) for c in neighbours}) == len(neighbours)
+    assert len({Space.canonical(space, c) for c in neighbours}) == len(neighbours)
     for child in neighbours:
         space.validate(child)
         changed = [p.name for p in active if p.name in child and child[p.name] != config[p.name]]
         assert len(changed) == 1  # the one decision; others only appear or disappear with it
-        assert space.canonical(child) != space.canonical(config)
+        assert Space.canonical(space, child) != Space.canonical(space, config)

@@ -88,13 +88,18 @@ def test_every_searcher_core_implements_warm(name):
 @pytest.mark.parametrize("name", _registered("bohb"))
 def test_warm_configs_are_never_proposed_again(name):
     warm = _warm(NB201, 40)
+    done = {NB201.canonical(t.config) for t in warm}
     options = None
-    if name == "points":  # half of the points were run already
-        options = {"points": [t.config for t in warm[:10]]
-                   + [NB201.sample(np.random.default_rng(100 + i)) for i in range(10)]}
+    if name == "points":  # half of the points were run already (or their equivalents)
+        new: dict = {}
+        rng = np.random.default_rng(100)
+        while len(new) < 10:
+            config = NB201.sample(rng)
+            if NB201.canonical(config) not in done:
+                new.setdefault(NB201.canonical(config), config)
+        options = {"points": [t.config for t in warm[:10]] + list(new.values())}
     searcher = _make(name, warm=warm, options=options)
     configs = _drive(searcher, 40)
-    done = {NB201.canonical(t.config) for t in warm}
     assert len(configs) >= 10
     assert not [c for c in configs if NB201.canonical(c) in done]
     if name == "points":
@@ -454,7 +459,7 @@ def test_hpnas_run_refuses_a_bad_warm_start_before_any_work(tmp_path, capsys):
 
 # Eight cells: three edges of two ops each, the other three fixed.
 SMALL = {"name": "nb201", "overrides": {
-    "edge_1_0": {"choices": ["none", "skip_connect"]},
+    "edge_1_0": {"choices": ["skip_connect", "nor_conv_1x1"]},
     "edge_2_0": {"choices": ["nor_conv_1x1", "nor_conv_3x3"]},
     "edge_2_1": {"choices": ["avg_pool_3x3", "skip_connect"]},
     "edge_3_0": "nor_conv_3x3", "edge_3_1": "none", "edge_3_2": "skip_connect"}}
