@@ -119,6 +119,14 @@ class OptunaStrategy(Strategy):
         self.last_step: dict[int, int] = {}
         self.rng = np.random.default_rng(seed)  # draws unseen configs after a warm start
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "warm_keys" in state:  # forms saved by an earlier hpnas become this version's
+            up, keys = state["space"].upgrade_canonical, {}
+            for ident, key in state["warm_keys"].items():
+                keys[up(ident)] = max(key, keys.get(up(ident), key))
+            state["warm_keys"] = keys
+        self.__dict__.update(state)
+
     def ask(self) -> tuple[dict[str, Any], Hashable]:
         trial = self.study.ask()
         config = self.space.define_by_run(trial)

@@ -44,6 +44,12 @@ class RandomSearch(Strategy):
         self.rng = np.random.default_rng(seed)
         self.count = 0
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "warm_configs" in state:  # forms saved by an earlier hpnas become this version's
+            up = state["space"].upgrade_canonical
+            state["warm_configs"] = frozenset(up(i) for i in state["warm_configs"])
+        self.__dict__.update(state)
+
     @property
     def exhausted(self) -> bool:
         return self.used_up

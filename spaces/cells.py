@@ -96,6 +96,12 @@ class CellSpace(Space):
                         terms[0] if terms else None)
         return node[-1] or "zero"
 
+    def upgrade_canonical(self, ident: Hashable) -> Hashable:
+        """hpnas 0.4 named a cell by its arch string: that cell's function."""
+        if isinstance(ident, str) and ident.startswith("|"):
+            return self.canonical(self.from_arch(ident))
+        return ident
+
     def mutate(self, config: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         if rng.random() < self.op_mutation_prob:
             return super().mutate(config, rng)

@@ -362,6 +362,10 @@ class Space:
         say so."""
         return tuple((p.name, config[p.name]) for p in self.active_params(config))
 
+    def upgrade_canonical(self, ident: Hashable) -> Hashable:
+        """A canonical form saved by an earlier hpnas as this version's (restored searches)."""
+        return ident
+
     def complete(self, partial: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """``partial`` made valid: inactive parameters dropped, missing active ones sampled."""
         return self.build(lambda p, _: partial[p.name] if p.name in partial else p.sample(rng))

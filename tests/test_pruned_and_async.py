@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -221,3 +222,34 @@ def test_rl_and_qlearning_restore_searches_keyed_by_token_sequences():
         restored = type(core).__new__(type(core))
         restored.__setstate__(state)
         assert getattr(restored, table) == {NB201.canonical(config): (math.inf, 70.0)}
+
+
+def test_searches_saved_with_arch_string_identities_are_re_keyed():
+    """hpnas 0.4 named a cell by its arch string; a restored search knows it by its function,
+    so a cell evaluated before the upgrade (or its twin) is not proposed again."""
+    from search.optuna_search import OptunaStrategy
+    from search.random_search import RandomSearch
+
+    cell, twin = (NB201.from_arch(a) for a in TWINS)
+    old, new = NB201.arch_string(cell), NB201.canonical(twin)
+
+    def restore(core, **old_state):
+        state = {k: v for k, v in core.__dict__.items() if k != "by_canonical"}
+        restored = type(core).__new__(type(core))
+        restored.__setstate__({**state, **old_state})
+        return restored
+
+    assert restore(AgingEvolution(NB201, seed=0), seen={old}).seen == {new}
+    assert restore(RandomSearch(NB201, seed=0), warm_configs=frozenset({old})).warm_configs == {new}
+    assert restore(OptunaStrategy(NB201, seed=0),
+                   warm_keys={old: (math.inf, 70.0)}).warm_keys == {new: (math.inf, 70.0)}
+    local = restore(LocalSearch(NB201, seed=0), configs={old: cell},
+                    results={old: (math.inf, 70.0)}, centre=old, neighbours=[old], queue=[])
+    assert local.configs == {new: cell} and local.results == {new: (math.inf, 70.0)}
+    assert local.centre == new and local.neighbours == [new]
+    for core in (AgingEvolution(NB201, seed=0), LocalSearch(NB201, seed=0)):
+        core.ask()
+        again = pickle.loads(pickle.dumps(core))  # this version's saves restore unchanged
+        assert again.__dict__.keys() == core.__dict__.keys()
+        assert getattr(again, "seen", None) == getattr(core, "seen", None)
+        assert getattr(again, "configs", None) == getattr(core, "configs", None)
