@@ -81,7 +81,6 @@ class AgingEvolution(FidelityStrategy):
         self.fidelity = FidelityTracker()
         self.asked = 0
         self.finished = 0  # trials told with a score (complete or pruned)
-        self.by_canonical = True  # seen holds this version's canonical forms
 
     def _fresh(self, make: Any) -> dict[str, Any]:
         """``make()`` until it gives an unseen config (when deduplicating)."""
@@ -123,9 +122,7 @@ class AgingEvolution(FidelityStrategy):
             state["finished"] = state["asked"] - len(state["pending"])
             state["fidelity"] = FidelityTracker()
         self.__dict__.update(state)
-        if "by_canonical" not in state:  # saved by hpnas 0.4 or earlier
-            self.seen = {self.space.upgrade_canonical(i) for i in self.seen}
-            self.by_canonical = True
+        self.seen = {self.space.upgrade_canonical(i) for i in self.seen}  # earlier hpnas' forms
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
         config = self.pending.pop(handle, None)  # type: ignore[call-overload]

@@ -27,16 +27,27 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from search.outcome import Status
 from search.strategy import Strategy
 
-__all__ = ["FidelityStrategy", "FidelityTracker", "Key", "RankReward", "WarmTrial"]
+__all__ = ["FidelityStrategy", "FidelityTracker", "Key", "RankReward", "SequenceStrategy",
+           "WarmTrial", "rekeyed"]
 
 Key = tuple[float, float]  # (fidelity, score): compare lexicographically, larger is better
+
+
+def rekeyed(table: Mapping[Hashable, Key], ident: Callable[[Hashable], Hashable]
+            ) -> dict[Hashable, Key]:
+    """``table``'s keys under the identities ``ident`` gives its entries, the best key where
+    two entries become one (a saved search restored under this version's canonical forms)."""
+    out: dict[Hashable, Key] = {}
+    for entry, key in table.items():
+        out[ident(entry)] = max(key, out.get(ident(entry), key))
+    return out
 
 
 @dataclass(frozen=True)
@@ -117,3 +128,35 @@ class FidelityStrategy(Strategy):
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
         self.fidelity.report(handle, step)
+
+
+class SequenceStrategy(FidelityStrategy):
+    """A strategy whose proposals are token sequences of the space (RL, Q-learning): each
+    pending trial's sequence by handle (``self.pending``), and how many trials of each config,
+    by canonical form, are training (``self.in_flight``), so that two sequences that build the
+    same network count as one."""
+
+    space: Any  # spaces.Space
+    pending: dict[int, tuple[int, ...]]
+    in_flight: dict[Hashable, int]
+
+    def _ident(self, tokens: tuple[int, ...]) -> Hashable:
+        return self.space.canonical(self.space.from_tokens(tokens))
+
+    def _start(self, handle: int, tokens: tuple[int, ...], ident: Hashable) -> None:
+        """``tokens`` (canonical form ``ident``) is proposed as trial ``handle``."""
+        self.pending[handle] = tokens
+        self.in_flight[ident] = self.in_flight.get(ident, 0) + 1
+
+    def _end(self, handle: Hashable) -> tuple[tuple[int, ...], Hashable] | None:
+        """Trial ``handle`` is over: its sequence and canonical form, or ``None`` (and its
+        reports forgotten) when it is not one of this search's pending trials."""
+        tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
+        if tokens is None:
+            self.fidelity.forget(handle)
+            return None
+        ident = self._ident(tokens)
+        left = self.in_flight.pop(ident, 1) - 1
+        if left:
+            self.in_flight[ident] = left
+        return tokens, ident

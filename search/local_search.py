@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from search.fidelity import FidelityStrategy, FidelityTracker, Key
+from search.fidelity import FidelityStrategy, FidelityTracker, Key, rekeyed
 from search.outcome import Status
 from spaces import Space
 from spaces.options import check_range
@@ -77,27 +77,21 @@ class LocalSearch(FidelityStrategy):
         self.asked = 0
         self.climbs = 0  # climbs started (restarts + 1)
         self.moves = 0  # improving moves made
-        self.by_canonical = True  # identities are this version's canonical forms
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore a saved search; one saved by hpnas 0.4 has its identities re-keyed."""
+        """Restore a saved search, its identities in this version's canonical forms (hpnas 0.4
+        named a cell by its arch string; the upgrade leaves current forms as they are)."""
         self.__dict__.update(state)
-        if "by_canonical" in state:
-            return
         up = self.space.upgrade_canonical
         configs: dict[Hashable, dict[str, Any]] = {}
         for ident, config in self.configs.items():
             configs.setdefault(up(ident), config)
-        results: dict[Hashable, Key] = {}
-        for ident, key in self.results.items():
-            results[up(ident)] = max(key, results.get(up(ident), key))
-        self.configs, self.results = configs, results
+        self.configs, self.results = configs, rekeyed(self.results, up)
         self.failed = {up(i) for i in self.failed}
         self.pending = {h: up(i) for h, i in self.pending.items()}
         self.starts, self.queue = [up(i) for i in self.starts], [up(i) for i in self.queue]
         self.neighbours = [up(i) for i in self.neighbours]
         self.centre = None if self.centre is None else up(self.centre)
-        self.by_canonical = True
 
     # -- proposals -----------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Hashable, Literal
 import numpy as np
 import optuna
 
-from search.fidelity import Key
+from search.fidelity import Key, rekeyed
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Space
@@ -121,10 +121,7 @@ class OptunaStrategy(Strategy):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "warm_keys" in state:  # forms saved by an earlier hpnas become this version's
-            up, keys = state["space"].upgrade_canonical, {}
-            for ident, key in state["warm_keys"].items():
-                keys[up(ident)] = max(key, keys.get(up(ident), key))
-            state["warm_keys"] = keys
+            state["warm_keys"] = rekeyed(state["warm_keys"], state["space"].upgrade_canonical)
         self.__dict__.update(state)
 
     def ask(self) -> tuple[dict[str, Any], Hashable]:

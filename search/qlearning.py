@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from search.fidelity import FidelityStrategy, FidelityTracker, Key, RankReward
+from search.fidelity import FidelityTracker, Key, RankReward, SequenceStrategy, rekeyed
 from search.outcome import Status
 from spaces import Param, Space
 from spaces.options import check_range
@@ -94,7 +94,7 @@ class QLearningOptions:
         check_range("rank_window", self.rank_window, low=1)
 
 
-class QLearning(FidelityStrategy):
+class QLearning(SequenceStrategy):
     """Epsilon-greedy Q-learning over shared states (see the module docstring)."""
 
     max_repeat_tries = 20  # proposals of already-evaluated configs replayed before giving up
@@ -117,7 +117,7 @@ class QLearning(FidelityStrategy):
         self.known: dict[Hashable, Key] = {}  # configs evaluated to the full budget
         self.stopped: dict[Hashable, Key] = {}  # configs stopped early, and how far they got
         self.pending: dict[int, Tokens] = {}
-        self.in_flight: set[Hashable] = set()
+        self.in_flight: dict[Hashable, int] = {}  # configs training, and how many
         self.by_canonical = True
         self.fidelity = FidelityTracker()
         self.ranks = RankReward(options.rank_window)
@@ -135,17 +135,13 @@ class QLearning(FidelityStrategy):
                 state["ranks"].add(key)
         self.__dict__.update(state)
         if "by_canonical" not in state:  # hpnas 0.4 kept token sequences: re-key them
-            for name in ("known", "stopped"):
-                table: dict[Hashable, Key] = {}
-                for tokens, key in getattr(self, name).items():
-                    ident = self._ident(tokens)
-                    table[ident] = max(key, table.get(ident, key))
-                setattr(self, name, table)
-            self.in_flight = {self._ident(t) for t in self.pending.values()}
+            self.known = rekeyed(self.known, self._ident)
+            self.stopped = rekeyed(self.stopped, self._ident)
+            self.in_flight = {}
+            for tokens in self.pending.values():
+                ident = self._ident(tokens)
+                self.in_flight[ident] = self.in_flight.get(ident, 0) + 1
             self.by_canonical = True
-
-    def _ident(self, tokens: Tokens) -> Hashable:
-        return self.space.canonical(self.space.from_tokens(tokens))
 
     @property
     def epsilon(self) -> float:
@@ -215,9 +211,9 @@ class QLearning(FidelityStrategy):
                 break
         else:
             tokens = self._unseen()
+            ident = self._ident(tokens)
         self.asked += 1
-        self.pending[self.asked] = tokens
-        self.in_flight.add(self._ident(tokens))
+        self._start(self.asked, tokens, ident)
         return self.space.from_tokens(tokens), self.asked
 
     def _reward(self, key: Key) -> float:
@@ -249,14 +245,13 @@ class QLearning(FidelityStrategy):
             self._update(episode, self._reward(episode_key))
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
-        tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
-        if tokens is not None and self._ident(tokens) not in map(self._ident,
-                                                                 self.pending.values()):
-            self.in_flight.discard(self._ident(tokens))
-        if tokens is None or status is Status.FAILED or score is None:
+        ended = self._end(handle)
+        if ended is None:
+            return
+        if status is Status.FAILED or score is None:
             self.fidelity.forget(handle)
             return
-        self._finished(tokens, self.fidelity.key(handle, score, status))
+        self._finished(ended[0], self.fidelity.key(handle, score, status))
 
     def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
         """Episodes of another experiment, learned from in order as finished trials."""

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search.fidelity import FidelityStrategy, FidelityTracker, Key, RankReward
+from search.fidelity import FidelityTracker, Key, RankReward, SequenceStrategy, rekeyed
 from search.outcome import Status
 from spaces import Param, Space
 from spaces.options import check_range
@@ -103,7 +103,7 @@ class Controller(nn.Module):
         return self.heads[name](h)[0], (h, c)
 
 
-class ReinforceController(FidelityStrategy):
+class ReinforceController(SequenceStrategy):
     """REINFORCE over the :class:`Controller` (see the module docstring).
 
     Args:
@@ -150,17 +150,12 @@ class ReinforceController(FidelityStrategy):
                          repeats=0)
         self.__dict__.update(state)
         if "by_canonical" not in state:  # hpnas 0.4 kept token sequences: re-key them
-            evaluated: dict[Hashable, Key] = {}
-            for tokens, key in self.evaluated.items():
-                ident = self._ident(tokens)
-                evaluated[ident] = max(key, evaluated.get(ident, key))
             in_flight: dict[Hashable, int] = {}
             for tokens, count in self.in_flight.items():
-                in_flight[self._ident(tokens)] = in_flight.get(self._ident(tokens), 0) + count
-            self.evaluated, self.in_flight, self.by_canonical = evaluated, in_flight, True
-
-    def _ident(self, tokens: tuple[int, ...]) -> Hashable:
-        return self.space.canonical(self.space.from_tokens(tokens))
+                ident = self._ident(tokens)
+                in_flight[ident] = in_flight.get(ident, 0) + count
+            self.evaluated = rekeyed(self.evaluated, self._ident)
+            self.in_flight, self.by_canonical = in_flight, True
 
     def _squash(self, logits: torch.Tensor) -> torch.Tensor:
         return self.tanh_constant * torch.tanh(logits / self.temperature)
@@ -196,8 +191,7 @@ class ReinforceController(FidelityStrategy):
             tokens = self._unseen(near=tokens)
             ident = self._ident(tokens)
         self.asked += 1
-        self.pending[self.asked] = tokens
-        self.in_flight[ident] = self.in_flight.get(ident, 0) + 1
+        self._start(self.asked, tokens, ident)
         return self.space.from_tokens(tokens), self.asked
 
     def _unseen(self, near: tuple[int, ...]) -> tuple[int, ...]:
@@ -236,19 +230,17 @@ class ReinforceController(FidelityStrategy):
         return rank if self.multi_fidelity else key[1]
 
     def tell(self, handle: Hashable, score: float | None, status: Status) -> None:
-        tokens = self.pending.pop(handle, None)  # type: ignore[call-overload]
-        if tokens is not None:
-            left = self.in_flight.pop(self._ident(tokens), 1) - 1
-            if left:
-                self.in_flight[self._ident(tokens)] = left
-        if tokens is None or status is Status.FAILED or score is None:
+        ended = self._end(handle)
+        if ended is None:
+            return
+        tokens, ident = ended
+        if status is Status.FAILED or score is None:
             self.fidelity.forget(handle)
             return
         if status is Status.PRUNED and not self.multi_fidelity:
             self.multi_fidelity = True  # from now on rewards are ranks: restart the baseline
             self.baseline = self.scale = None
         key = self.fidelity.key(handle, score, status)
-        ident = self._ident(tokens)
         self.evaluated[ident] = max(key, self.evaluated.get(ident, key))
         self._learn(tokens, self._reward(key, record=True))
 
