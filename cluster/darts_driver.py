@@ -15,6 +15,7 @@ import pandas as pd
 
 from cluster.spec import ExperimentSpec, SpecError, spec_from_mapping
 from results import ExperimentDir
+from results.report import DARTS_SETTINGS
 
 __all__ = ["DEFAULTS", "UNDECIDED_MARGIN", "cells_directory", "cells_spec", "darts_spec",
            "derived_cells", "undecided", "usable_cells"]
@@ -44,7 +45,7 @@ def cells_directory(spec: ExperimentSpec) -> ExperimentDir:
 
 
 def derived_cells(experiment: ExperimentDir) -> pd.DataFrame | None:
-    """One row per supernet: its settings (order, remedy, seed), status and epochs, and the
+    """One row per supernet: its settings (remedy, order, seed), status and epochs, and the
     genotype it derived last with that cell's NAS-Bench-201 accuracy; None when no supernet
     finished an epoch."""
     trials, iterations = experiment.load()
@@ -52,8 +53,7 @@ def derived_cells(experiment: ExperimentDir) -> pd.DataFrame | None:
         return None
     last = iterations.sort_values("iteration").groupby("trial_id").tail(1)
     table = trials.set_index("trial_id")[
-        [c for c in ("config/order", "config/remedy", "config/seed", "status", "epochs")
-         if c in trials.columns]].join(last.set_index("trial_id")[
+        [c for c in (*DARTS_SETTINGS, "status", "epochs") if c in trials.columns]].join(last.set_index("trial_id")[
              [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count", "alpha_steps",
                           "param_free_share", "alpha_margin") if c in last.columns]])
     table.columns = [c.removeprefix("config/") for c in table.columns]

@@ -8,7 +8,7 @@ from typing import Any, Callable, TextIO
 
 from ray.tune import Callback
 
-from search.outcome import ENDED, Status, classify, finite_metric, improves
+from search.outcome import ENDED, STOPPED, Status, classify, finite_metric, improves
 
 __all__ = ["ProgressPrinter", "TrialTally"]
 
@@ -31,6 +31,7 @@ class TrialTally(Callback):
         self.best: tuple[float, str] | None = None
         self.seconds: dict[str, float] = {}
         self.adopted = False
+        self.stopped: set[str] = set()  # cut by the experiment's end before any usable result
 
     def setup(self, **info: Any) -> None:
         self.start = self.clock()  # a restored callback was pickled in another process
@@ -100,8 +101,13 @@ class TrialTally(Callback):
         self.changed(ended=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        for trial in trials:  # those stopped by the time budget get no on_trial_complete
-            if trial.trial_id in self.running:
+        for trial in trials:  # those the time budget or an interrupt cut get no on_trial_complete
+            if trial.trial_id not in self.running:
+                continue
+            if trial.status != "ERROR" and finite_metric(trial.last_result, self.metric) is None:
+                self.running.discard(trial.trial_id)  # cut before its first result: not failed
+                self.stopped.add(trial.trial_id)
+            else:
                 self._end(trial, error=trial.status == "ERROR")
         self.changed(ended=True)
 
@@ -130,7 +136,8 @@ class ProgressPrinter(TrialTally):
                 else f"best {self.metric} -")
         return (f"[{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] "
                 f"running {len(self.running)} | finished {counts[Status.COMPLETE]} | "
-                f"pruned {counts[Status.PRUNED]} | failed {counts[Status.FAILED]} | {best}")
+                f"pruned {counts[Status.PRUNED]} | failed {counts[Status.FAILED]} | "
+                + (f"{STOPPED} {len(self.stopped)} | " if self.stopped else "") + best)
 
     def changed(self, ended: bool) -> None:
         stream = self.stream or sys.stdout

@@ -39,6 +39,7 @@ STATUS_STYLE = {  # colour, alpha, line style
     "running": ("C1", 0.9, "-"),
     "pruned": ("0.5", 0.25, "-"),
     "failed": ("C3", 0.35, "--"),
+    "stopped": ("0.5", 0.25, ":"),
 }
 
 
@@ -503,7 +504,7 @@ def _summary(runs: Experiments) -> pd.DataFrame:
         rows.append({"experiment": name, "searcher": mine["searcher"].iloc[0] if len(mine)
                      else "", "trials": len(mine),
                      **{s: int(counts.get(s, 0)) for s in ("complete", "pruned", "failed",
-                                                           "running")},
+                                                           "running", "stopped")},
                      f"best {runs.metric}": best})
     return pd.DataFrame(rows)
 

@@ -3,7 +3,9 @@
 Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``hpnas_schema``):
 
 ``trials.parquet``
-    ``trial_id``, ``status`` (``complete``, ``pruned``, ``failed``, ``running``), ``searcher``,
+    ``trial_id``, ``status`` (``complete``, ``pruned``, ``failed``, ``running``, ``stopped``: cut
+    by the experiment's end before its first result; an interrupted search resumed runs it),
+    ``searcher``,
     ``config/<name>`` per searched parameter (absent parameters are null), ``best_<metric>``,
     ``last_<metric>``, ``epochs`` (reports made), ``wall_s`` (trial seconds), ``error`` (text of
     the failure or null), ``checkpoint`` (path of the last checkpoint or null), and ``last/<key>``
@@ -50,7 +52,7 @@ from results.experiment import (
 )
 from results.parts import PartedTable
 from results.storage import Location, is_uri
-from search.outcome import ENDED, Status, classify, finite_metric, improves
+from search.outcome import ENDED, STOPPED, Status, classify, finite_metric, improves
 
 __all__ = ["ResultsWriter"]
 
@@ -200,6 +202,8 @@ class ResultsWriter(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         row = self._row(trial)
+        if row["status"] == STOPPED:  # an interrupted search, resumed: the trial runs again
+            row["status"], row["error"] = "running", None
         step = int(result.get("training_iteration", 0))
         it = {"trial_id": trial.trial_id, "iteration": step,
               "time_total_s": _scalar(result.get("time_total_s")),
@@ -242,13 +246,19 @@ class ResultsWriter(Callback):
             row[f"config/{key}"] = _scalar(value)
         row["config_changes"] = int(row.get("config_changes") or 0) + 1
 
-    def _finish(self, trial: Any, error: bool) -> None:
+    def _finish(self, trial: Any, error: bool, cut: bool = False) -> None:
+        """Record how ``trial`` ended; ``cut``: the experiment ended (time budget, interrupt)
+        while the trial ran, so one with no usable result yet is ``stopped``, not failed."""
         row = self._row(trial)
         status = classify(trial.last_result, error=error, metric=self.metric,
                           max_epochs=self.max_epochs)
-        row["status"] = status.value
+        row["status"], row["error"] = status.value, None  # a resumed trial ends again
         if error:
             row["error"] = _error_text(trial)
+        elif cut and status is Status.FAILED:
+            row["status"] = STOPPED
+            row["error"] = ("the experiment ended (time budget or interrupt) before the trial "
+                            "reported a result")
         elif status is Status.FAILED and not trial.last_result:
             row["error"] = "the trial ended before reporting any result"
         elif status is Status.FAILED:
@@ -283,7 +293,7 @@ class ResultsWriter(Callback):
         for trial in trials:
             row = self.trials.get(trial.trial_id)
             if row is not None and row["status"] == "running":
-                self._finish(trial, error=trial.status == "ERROR")
+                self._finish(trial, error=trial.status == "ERROR", cut=True)
         self.flush()
         self.iterations.compact()
 

@@ -10,10 +10,14 @@ import enum
 import math
 from typing import Any
 
-__all__ = ["ENDED", "TRAINING_ITERATION", "Status", "classify", "finite_metric", "improves"]
+__all__ = ["ENDED", "STOPPED", "TRAINING_ITERATION", "Status", "classify", "finite_metric",
+           "improves"]
 
 TRAINING_ITERATION = "training_iteration"
 ENDED = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that will not run again
+# A trial the experiment's end (time budget, interrupt) cut before its first usable result: not
+# failed, and never told to a searcher; the results and the progress line call it "stopped".
+STOPPED = "stopped"
 
 
 class Status(enum.Enum):

@@ -155,6 +155,30 @@ def test_trials_cut_by_the_time_budget_are_finished_at_the_end(tmp_path):
     assert list(trials["status"]) == ["pruned"]
 
 
+def test_a_trial_cut_before_its_first_result_is_stopped_and_runs_again_on_resume(tmp_path):
+    """The experiment's end (an interrupt) cuts a trial that reported no value of the metric
+    yet: it is ``stopped``, not failed; the resumed search runs it to the end, clean."""
+    writer = _writer(tmp_path)
+    a = _trial("a", {"depth": 1, "lr": 0.1})
+    a.last_result = {"training_iteration": 1, "time_total_s": 1.0, "timestamp": 1001}
+    writer.on_trial_result(1, [], a, a.last_result)  # a warm-up report without the metric
+    a.status = "TERMINATED"
+    writer.on_experiment_end([a])
+    row = load_results(tmp_path)[0].set_index("trial_id").loc["a"]
+    assert row["status"] == "stopped" and "before the trial reported a result" in row["error"]
+
+    resumed = _writer(tmp_path)
+    a.status = "RUNNING"
+    resumed.on_step_begin(0, [a])
+    _report(resumed, a, 2, 0.6)
+    row = resumed.trials["a"]
+    assert (row["status"], row["error"]) == ("running", None)
+    _report(resumed, a, 3, 0.7)
+    resumed.on_trial_complete(3, [], a)
+    row = load_results(tmp_path)[0].set_index("trial_id").loc["a"]
+    assert (row["status"], row["error"], row["best_val_acc"]) == ("complete", None, 0.7)
+
+
 def test_writes_are_atomic(tmp_path, monkeypatch):
     writer = _writer(tmp_path)
     _run_three(writer, tmp_path)

@@ -87,3 +87,23 @@ def test_the_checkpoint_janitor_reads_the_folder_at_most_every_half_second(tmp_p
     for _ in range(1000):
         janitor._last_snapshot()
     assert len(reads) == 1
+
+
+def test_the_last_line_counts_trials_cut_before_a_result_as_stopped_not_failed():
+    """Ctrl-C (or the time budget) while two trials run: the one that reported ends as pruned,
+    the one that had not reported yet is "stopped" (resume runs it), and nothing is failed."""
+    from types import SimpleNamespace
+
+    stream = io.StringIO()
+    printer = ProgressPrinter(metric="val_acc", mode="max", max_epochs=3, interval_s=1e9,
+                              stream=stream)
+    early = SimpleNamespace(trial_id="early", status="RUNNING", last_result={})
+    late = SimpleNamespace(trial_id="late", status="RUNNING",
+                           last_result={"val_acc": 0.5, "training_iteration": 1})
+    for trial in (early, late):
+        printer.on_trial_start(0, [], trial)
+    printer.on_trial_result(1, [], late, late.last_result)
+    early.status = late.status = "TERMINATED"  # Tune's clean-up stops them
+    printer.on_experiment_end([early, late])
+    last = stream.getvalue().splitlines()[-1]
+    assert "running 0 | finished 0 | pruned 1 | failed 0 | stopped 1 |" in last
