@@ -61,7 +61,8 @@ def settings_for(job: dict):
         epochs=job["epochs"], batch_size=job["batch_size"], channels=job["channels"],
         cells_per_stage=job["cells"], alpha_lr=job["alpha_lr"], order=job["order"],
         remedy=job["remedy"], beta_reg_weight=job["beta_reg_weight"],
-        aux_skip_decay=job["aux_skip_decay"], seed=job["seed"],
+        aux_skip_decay=job["aux_skip_decay"], weight_steps=job["weight_steps"],
+        seed=job["seed"],
         nb201_dataset="cifar100")
 
 
@@ -97,7 +98,7 @@ def search(job: dict) -> dict:
 
 
 def steps_per_second(job: dict, steps: int = 20) -> float:
-    """Alpha steps (each with its weight step) per second, after a warm-up."""
+    """Alpha steps (each with its ``weight_steps`` weight steps) per second, after a warm-up."""
     import torch
 
     from trainables.darts import DartsRun
@@ -107,7 +108,7 @@ def steps_per_second(job: dict, steps: int = 20) -> float:
     batch = torch.arange(job["batch_size"], device=job["device"])
 
     def one() -> None:
-        run.step(batch, batch)
+        run.step([batch] * job["weight_steps"], batch)
 
     for _ in range(3):
         one()
@@ -147,6 +148,8 @@ def main() -> None:
     parser.add_argument("--alpha-lr", type=float)
     parser.add_argument("--beta-reg-weight", type=float, default=10.0)
     parser.add_argument("--aux-skip-decay", choices=("linear", "none"), default="linear")
+    parser.add_argument("--weight-steps", type=int, default=1,
+                        help="weight steps per alpha step (default 1, DARTS's alternation)")
     parser.add_argument("--dataset", choices=("cifar10", "fashion_mnist"), default="cifar10")
     parser.add_argument("--root", default=None, help="data.root (default: CIFAR-10 converted "
                         "from ../shared/data, or ../shared/data/fashion-mnist)")
@@ -173,7 +176,8 @@ def main() -> None:
             "cells": 5 if gpu else 1, "train_size": None if gpu else 20000,
             "val_size": 1000 if gpu else 2000, "epochs": args.epochs or (50 if gpu else 20),
             "alpha_lr": args.alpha_lr or (3e-4 if gpu else 3e-3),
-            "beta_reg_weight": args.beta_reg_weight, "aux_skip_decay": args.aux_skip_decay}
+            "beta_reg_weight": args.beta_reg_weight, "aux_skip_decay": args.aux_skip_decay,
+            "weight_steps": args.weight_steps}
     methods = args.methods.split(",")
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -192,7 +196,8 @@ def main() -> None:
           f"{' at 16x16' if base['image_size'] == 16 else ''}; supernet C={base['channels']}, "
           f"N={base['cells']}; train_size {base['train_size'] or 'all'} (half trains w, half "
           f"alpha), val {base['val_size']}; batch {base['batch_size']}; {base['epochs']} epochs; "
-          f"alpha_lr {base['alpha_lr']:g}; beta_reg_weight {base['beta_reg_weight']:g}; "
+          f"alpha_lr {base['alpha_lr']:g}; {base['weight_steps']} weight step(s) per alpha "
+          f"step; beta_reg_weight {base['beta_reg_weight']:g}; "
           f"{base['threads']} torch thread(s) per run, {args.jobs} run(s) at a time; "
           f"seeds {args.seeds}")
     print("\n| order | image size | alpha steps per second | 20,000 steps take (min) |\n"

@@ -231,6 +231,8 @@ class DartsSettings:
     aux_skip_decay: Literal["linear", "none"] = "linear"  # aux_skip: DARTS-'s linear decay of
     # the auxiliary skip's weight, or none (held at 1 for the whole search)
     beta_reg_weight: float = 10.0  # beta_reg: the Beta-Decay term's weight at the last epoch
+    weight_steps: int = 1  # weight steps per alpha step, each on its own batch (an epoch is one
+    # pass over the alpha half, so ``weight_steps`` passes over the weight half)
     nb201_dataset: Literal["cifar10", "cifar100", "imagenet"] | None = "cifar100"  # lookup
     seed: int = 0
 
@@ -244,6 +246,7 @@ class DartsSettings:
         check_range("xi", self.xi, low=0)
         check_range("beta_reg_weight", self.beta_reg_weight, low=0)
         check_range("max_skip", self.max_skip, low=1, high=len(NB201_EDGES))
+        check_range("weight_steps", self.weight_steps, low=1)
 
 
 class DartsRun:
@@ -329,30 +332,38 @@ class DartsRun:
         if self.settings.xi is None:  # DARTS: the virtual step uses the current w lr
             self.architect.xi = self.w_optimizer.param_groups[0]["lr"]
         total, steps = 0.0, 0
-        order_w = list(batches(len(self.y_w), self.settings.batch_size, device=self.device,
-                               generator=self.generator))
+        k = self.settings.weight_steps
+        order_w = [idx for _ in range(k) for idx in batches(
+            len(self.y_w), self.settings.batch_size, device=self.device, generator=self.generator)]
         order_a = list(batches(len(self.y_a), self.settings.batch_size, device=self.device,
                                generator=self.generator))
-        for idx_w, idx_a in zip(order_w, order_a):
-            total += self.step(idx_w, idx_a, beta, reg_weight)
+        for i, idx_a in enumerate(order_a):
+            if i * k >= len(order_w):
+                break
+            total += self.step(order_w[i * k:(i + 1) * k], idx_a, beta, reg_weight)
             steps += 1
         self.w_scheduler.step()
         self.epoch += 1
         return total / max(1, steps)
 
-    def step(self, idx_w: torch.Tensor, idx_a: torch.Tensor, beta: float = 0.0,
-             reg_weight: float = 0.0) -> float:
-        """One alpha step on the alpha half's batch ``idx_a``, then one weight step on the
-        weight half's batch ``idx_w``; the weights' training loss."""
-        train = (self.x_w[idx_w], self.y_w[idx_w])
+    def step(self, idx_w: torch.Tensor | list[torch.Tensor], idx_a: torch.Tensor,
+             beta: float = 0.0, reg_weight: float = 0.0) -> float:
+        """One alpha step on the alpha half's batch ``idx_a`` (second order unrolls on the
+        first weight batch), then a weight step on each of the weight half's batches ``idx_w``;
+        the weights' mean training loss."""
+        idx_ws = [idx_w] if isinstance(idx_w, torch.Tensor) else list(idx_w)
+        train = (self.x_w[idx_ws[0]], self.y_w[idx_ws[0]])
         self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta, reg_weight)
-        loss = F.cross_entropy(self.model(train[0], (self.architect.weights().detach(), beta)),
-                               train[1])
-        self.w_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
-        self.w_optimizer.step()
-        return float(loss.detach())
+        weights = self.architect.weights().detach()
+        total = 0.0
+        for idx in idx_ws:
+            loss = F.cross_entropy(self.model(self.x_w[idx], (weights, beta)), self.y_w[idx])
+            self.w_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+            self.w_optimizer.step()
+            total += float(loss.detach())
+        return total / len(idx_ws)
 
     def update_genotype(self) -> None:
         """Derive the cell after an epoch; DARTS+ (``early_stop``) stops the search instead
