@@ -52,11 +52,16 @@ def all_failed(directory: Any) -> str | None:
     if not experiment.has_results():
         return "no trial ran to its first report"
     trials, _ = experiment.load()
-    if trials.empty or (trials["status"] != "failed").any():
+    if trials.empty or trials["status"].isin(["complete", "pruned", "running"]).any():
         return None
-    first = trials["error"].dropna()
-    return (f"every trial failed ({len(trials)}); the first error: "
-            f"{first.iloc[0] if len(first) else 'unknown'}")
+    failed = trials[trials["status"] == "failed"]
+    if failed.empty:  # every trial was cut by the experiment's end before it reported
+        return (f"no trial reported the metric before the experiment ended ({len(trials)} "
+                "stopped); give it more time (`time_budget_s`)")
+    first = failed["error"].dropna()
+    cut = len(trials) - len(failed)
+    return (f"every trial failed ({len(failed)}" + (f"; {cut} stopped" if cut else "")
+            + f"); the first error: {first.iloc[0] if len(first) else 'unknown'}")
 
 
 class Flags:

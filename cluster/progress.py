@@ -36,6 +36,7 @@ class TrialTally(Callback):
     def setup(self, **info: Any) -> None:
         self.start = self.clock()  # a restored callback was pickled in another process
         self.adopted = False
+        self.stopped = set()  # the trials cut at the last run's end run again, or are adopted
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         """On a resumed run, count the trials that ended before the crash and the best value
@@ -44,7 +45,9 @@ class TrialTally(Callback):
             return
         self.adopted = True
         for trial in trials:
-            if trial.status in ENDED and trial.trial_id not in self.outcomes:
+            if trial.status == "TERMINATED" and not trial.last_result:
+                self.stopped.add(trial.trial_id)  # the time budget cut it before any report
+            elif trial.status in ENDED and trial.trial_id not in self.outcomes:
                 # The base class's bookkeeping only: a subclass's per-trial side effects (the
                 # seconds histogram) happened in the run that saw the trial end.
                 TrialTally._end(self, trial, error=trial.status == "ERROR")
@@ -104,7 +107,7 @@ class TrialTally(Callback):
         for trial in trials:  # those the time budget or an interrupt cut get no on_trial_complete
             if trial.trial_id not in self.running:
                 continue
-            if trial.status != "ERROR" and finite_metric(trial.last_result, self.metric) is None:
+            if trial.status != "ERROR" and self.metric not in (trial.last_result or {}):
                 self.running.discard(trial.trial_id)  # cut before its first result: not failed
                 self.stopped.add(trial.trial_id)
             else:

@@ -248,17 +248,18 @@ class ResultsWriter(Callback):
 
     def _finish(self, trial: Any, error: bool, cut: bool = False) -> None:
         """Record how ``trial`` ended; ``cut``: the experiment ended (time budget, interrupt)
-        while the trial ran, so one with no usable result yet is ``stopped``, not failed."""
+        while the trial ran, so one that never reported the metric is ``stopped``, not failed
+        (one whose metric was NaN or infinite is failed: it diverged)."""
         row = self._row(trial)
         status = classify(trial.last_result, error=error, metric=self.metric,
                           max_epochs=self.max_epochs)
         row["status"], row["error"] = status.value, None  # a resumed trial ends again
         if error:
             row["error"] = _error_text(trial)
-        elif cut and status is Status.FAILED:
+        elif cut and self.metric not in (trial.last_result or {}):
             row["status"] = STOPPED
             row["error"] = ("the experiment ended (time budget or interrupt) before the trial "
-                            "reported a result")
+                            f"reported {self.metric!r}")
         elif status is Status.FAILED and not trial.last_result:
             row["error"] = "the trial ended before reporting any result"
         elif status is Status.FAILED:

@@ -93,6 +93,26 @@ def test_a_search_whose_trials_all_failed_before_reporting_is_reported(tmp_path,
     assert "2 trials (2 failed)" in capsys.readouterr().out
 
 
+def test_all_failed_names_failed_and_stopped_trials_and_ignores_a_usable_one(tmp_path):
+    from cluster.cli_common import all_failed
+
+    def failed(tid, error):
+        return {**_trial(tid, "failed", None), "error": error}
+
+    mixed = _experiment_dir(tmp_path, "mixed", "random",
+                            [failed("f1", "metric 'acc' was missing or not finite"),
+                             _trial("s1", "stopped", None)], [])
+    assert all_failed(mixed) == ("every trial failed (1; 1 stopped); the first error: "
+                                 "metric 'acc' was missing or not finite")
+    cut = _experiment_dir(tmp_path, "cut", "random", [_trial("s1", "stopped", None)], [])
+    assert "no trial reported the metric before the experiment ended (1 stopped)" in \
+        all_failed(cut)
+    fine = _experiment_dir(tmp_path, "fine", "random",
+                           [failed("f1", "boom"), _trial("s1", "stopped", None),
+                            _trial("p1", "pruned", 0.4)], [])
+    assert all_failed(fine) is None
+
+
 def test_experiments_with_different_goals_do_not_share_an_axis(tmp_path, two):
     c = _experiment_dir(tmp_path, "c", "random", [_trial("c1", "complete", 0.1)],
                         [_it("c1", 1, 1, 0.1)], metric="val_loss", mode="min")

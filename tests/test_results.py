@@ -165,7 +165,7 @@ def test_a_trial_cut_before_its_first_result_is_stopped_and_runs_again_on_resume
     a.status = "TERMINATED"
     writer.on_experiment_end([a])
     row = load_results(tmp_path)[0].set_index("trial_id").loc["a"]
-    assert row["status"] == "stopped" and "before the trial reported a result" in row["error"]
+    assert row["status"] == "stopped" and "before the trial reported 'val_acc'" in row["error"]
 
     resumed = _writer(tmp_path)
     a.status = "RUNNING"

@@ -107,3 +107,17 @@ def test_the_last_line_counts_trials_cut_before_a_result_as_stopped_not_failed()
     printer.on_experiment_end([early, late])
     last = stream.getvalue().splitlines()[-1]
     assert "running 0 | finished 0 | pruned 1 | failed 0 | stopped 1 |" in last
+
+
+def test_a_restored_line_from_before_the_stopped_count_and_a_budget_cut_trial():
+    """A printer pickled by an earlier hpnas has no ``stopped`` set: ``setup`` (which Tune
+    calls on restore) makes one; a trial the time budget cut before any report, adopted from
+    the snapshot, is stopped, not failed."""
+    printer = ProgressPrinter(metric="val_acc", mode="max", max_epochs=3, interval_s=1e9,
+                              stream=io.StringIO())
+    del printer.__dict__["stopped"]
+    printer.setup()
+    cut = SimpleNamespace(trial_id="cut", status="TERMINATED", last_result={})
+    printer.on_step_begin(0, [cut])
+    printer.on_experiment_end([cut])
+    assert "failed 0 | stopped 1 |" in printer.line()
