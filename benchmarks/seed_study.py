@@ -57,11 +57,11 @@ def main() -> None:
             best = trials.loc[trials["best_val_acc"].idxmax()]
             rows.append((scheduler, len(trials), counts.get("complete", 0),
                          counts.get("pruned", 0), counts.get("failed", 0),
-                         counts.get("running", 0), best["best_val_acc"], int(best["epochs"])))
+                         counts.get("stopped", 0), best["best_val_acc"], int(best["epochs"])))
     print(f"# Fashion-MNIST ({args.train_size} train / {args.val_size} validation images from "
           f"{root}), seed CNN space, Optuna TPE seed 0, {args.epochs} epochs per trial, "
           f"2 trials at a time on 2 CPUs, time budget {args.budget_s:.0f} s each")
-    print("\n| scheduler | trials started | finished | pruned | failed | cut by budget | "
+    print("\n| scheduler | trials started | finished | pruned | failed | stopped before a report | "
           "best val_acc | its epochs |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]:.4f} | {r[7]} |")
