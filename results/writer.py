@@ -1,4 +1,5 @@
-"""Results as Parquet: ``trials.parquet`` (one row per trial) and ``iterations.parquet``.
+"""Results as Parquet: ``trials.parquet`` (one row per trial, from its start) and
+``iterations.parquet``.
 
 Schema (version :data:`SCHEMA_VERSION`, stored in each file's metadata under ``hpnas_schema``):
 
@@ -199,11 +200,18 @@ class ResultsWriter(Callback):
             self._loose[trial.trial_id] = row
         return row
 
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Every trial has a row from its start (one the experiment's end cuts before it
+        reports is then ``stopped``); a trial that runs again (resumed after a cut, retried
+        after an error) is ``running`` again."""
+        row = self._row(trial)
+        if row["status"] != "running":
+            row["status"], row["error"] = "running", None
+        self._dirty = True
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         row = self._row(trial)
-        if row["status"] == STOPPED:  # an interrupted search, resumed: the trial runs again
-            row["status"], row["error"] = "running", None
         step = int(result.get("training_iteration", 0))
         it = {"trial_id": trial.trial_id, "iteration": step,
               "time_total_s": _scalar(result.get("time_total_s")),

@@ -170,13 +170,28 @@ def test_a_trial_cut_before_its_first_result_is_stopped_and_runs_again_on_resume
     resumed = _writer(tmp_path)
     a.status = "RUNNING"
     resumed.on_step_begin(0, [a])
-    _report(resumed, a, 2, 0.6)
+    resumed.on_trial_start(0, [a], a)
     row = resumed.trials["a"]
     assert (row["status"], row["error"]) == ("running", None)
+    _report(resumed, a, 2, 0.6)
     _report(resumed, a, 3, 0.7)
     resumed.on_trial_complete(3, [], a)
     row = load_results(tmp_path)[0].set_index("trial_id").loc["a"]
     assert (row["status"], row["error"], row["best_val_acc"]) == ("complete", None, 0.7)
+
+
+def test_a_trial_has_a_row_from_its_start_and_is_stopped_if_cut_before_reporting(tmp_path):
+    writer = _writer(tmp_path)
+    a = _trial("a", {"depth": 2, "width_1": 8, "lr": 0.1})
+    writer.on_trial_start(0, [a], a)
+    writer.flush()
+    trials = load_results(tmp_path)[0]
+    assert list(zip(trials["trial_id"], trials["status"], trials["config/lr"])) == \
+        [("a", "running", 0.1)]
+    a.status = "TERMINATED"  # the time budget ran out before its first report
+    writer.on_experiment_end([a])
+    row = load_results(tmp_path)[0].set_index("trial_id").loc["a"]
+    assert (row["status"], row["epochs"]) == ("stopped", 0)
 
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
