@@ -13,7 +13,9 @@ worst, is what regularizes the search against lucky noisy evaluations.
 Asynchronous by construction: proposals are made while earlier children are still training
 (their parents are whatever the population holds now), as on a cluster of workers. Failed trials
 never join the population. With ``dedup``, a child already proposed is re-mutated (up to
-``max_dedup_tries``, then a fresh random model), so no budget goes to repeats.
+``max_dedup_tries``, then a fresh random model), so no budget goes to repeats; a search longer
+than the space has functions (10,000 trials of NAS-Bench-201's 5,773) proposes repeats once
+random draws find nothing new, then with a few draws each (:meth:`Strategy.draw_unseen`).
 
 Early-stopped trials (ASHA, the median rule) join the population with what they are: the
 tournament compares members by ``(fidelity, score)`` (:mod:`search.fidelity`), so a model
@@ -86,15 +88,14 @@ class AgingEvolution(FidelityStrategy):
         """``make()`` until it gives an unseen config (when deduplicating)."""
         config = make()
         if self.dedup:
-            for _ in range(self.max_dedup_tries):
+            for _ in range(self.USED_UP_DRAWS if self.used_up else self.max_dedup_tries):
                 if self.space.canonical(config) not in self.seen:
                     break
                 config = make()
             else:
-                random_tries = 0
-                while self.space.canonical(config) in self.seen and random_tries < 1000:
-                    config = self.space.sample(self.rng)
-                    random_tries += 1
+                config = self.draw_unseen(lambda: self.space.sample(self.rng),
+                                          lambda c: self.space.canonical(c) not in self.seen,
+                                          first=config)
         return config
 
     def parent(self) -> dict[str, Any]:

@@ -139,11 +139,8 @@ class OptunaStrategy(Strategy):
 
     def _ask_unseen(self) -> optuna.trial.Trial:
         """A trial of a random config that no warm trial ran (if one is found)."""
-        config = self.space.sample(self.rng)
-        for _ in range(1000):
-            if self.space.canonical(config) not in self.warm_keys:
-                break
-            config = self.space.sample(self.rng)
+        config = self.draw_unseen(lambda: self.space.sample(self.rng),
+                                  lambda c: self.space.canonical(c) not in self.warm_keys)
         self.study.enqueue_trial(config)
         return self.study.ask()
 

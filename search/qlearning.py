@@ -192,13 +192,13 @@ class QLearning(SequenceStrategy):
 
     def _unseen(self) -> Tokens:
         """A uniformly random token sequence not evaluated nor training (if one is found)."""
-        for _ in range(1000):
-            tokens = self.space.tokens(self.space.sample_grid(self.rng))
+        def fresh(tokens: Tokens) -> bool:
             ident = self._ident(tokens)
-            if ident not in self.known and ident not in self.stopped \
-                    and ident not in self.in_flight:
-                break
-        return tokens
+            return ident not in self.known and ident not in self.stopped \
+                and ident not in self.in_flight
+
+        return self.draw_unseen(lambda: self.space.tokens(self.space.sample_grid(self.rng)),
+                                fresh)
 
     def ask(self) -> tuple[dict[str, Any], Hashable]:
         for repeats in range(self.max_repeat_tries):

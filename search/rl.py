@@ -204,10 +204,8 @@ class ReinforceController(SequenceStrategy):
         for config in self.space.neighbours(self.space.from_tokens(near), self.rng):
             if fresh(tokens := self.space.tokens(config)):
                 return tokens
-        for _ in range(1000):
-            if fresh(tokens := self.space.tokens(self.space.sample_grid(self.rng))):
-                break
-        return tokens
+        return self.draw_unseen(lambda: self.space.tokens(self.space.sample_grid(self.rng)),
+                                fresh)
 
     def log_prob_entropy(self, tokens: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy of a token sequence under the current controller."""

@@ -12,8 +12,8 @@ experiment file is the constructor's input as it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Hashable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, TypeVar
 
 from search.outcome import Status
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from search.fidelity import Key
 
 __all__ = ["Strategy"]
+
+T = TypeVar("T")
 
 
 class Strategy:
@@ -71,3 +73,23 @@ class Strategy:
     def exhausted(self) -> bool:
         """True once ``ask`` will never propose anything again (finite lists)."""
         return False
+
+    # Random draws that look for a config not tried yet; once that many found none, the space
+    # is (nearly) used up and later searches draw only USED_UP_DRAWS, so a search that runs
+    # past the space's size (10,000 trials of NAS-Bench-201's 5,773 cell functions) does not
+    # pay a thousand draws per proposal.
+    UNSEEN_DRAWS = 1000
+    USED_UP_DRAWS = 20
+    used_up = False  # a class default: searches saved before it
+
+    def draw_unseen(self, draw: Callable[[], T], fresh: Callable[[T], bool],
+                    first: T | None = None) -> T:
+        """``first`` (if given), then ``draw()``, until ``fresh`` accepts one; the last draw (a
+        repeat) if none was."""
+        value = draw() if first is None else first
+        for _ in range(self.USED_UP_DRAWS if self.used_up else self.UNSEEN_DRAWS):
+            if fresh(value):
+                return value
+            value = draw()
+        self.used_up = True
+        return value

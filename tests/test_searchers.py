@@ -382,3 +382,47 @@ def test_strategy_modules_import_without_ray(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_draw_unseen_stops_paying_a_thousand_draws_once_the_space_is_used_up():
+    from search.strategy import Strategy
+
+    core, draws = Strategy(), []
+
+    def draw() -> int:
+        draws.append(1)
+        return len(draws)
+
+    assert core.draw_unseen(draw, lambda v: v == 5) == 5 and not core.used_up
+    draws.clear()
+    assert core.draw_unseen(draw, lambda v: False) == 1001 and core.used_up  # 1 + 1,000 draws
+    draws.clear()
+    core.draw_unseen(draw, lambda v: False)
+    assert len(draws) == 1 + Strategy.USED_UP_DRAWS
+    assert core.draw_unseen(draw, lambda v: True, first=0) == 0
+
+
+def test_evolution_past_the_space_size_proposes_repeats_cheaply(monkeypatch):
+    """Every NAS-Bench-201 cell function tried (a search longer than the space): a proposal
+    is a repeat, and after the first the search draws only a few random cells for it."""
+    import itertools
+
+    from search.evolution import AgingEvolution
+    from spaces.cells import NB201_EDGES, NB201_OPS, edge_name
+
+    space = get_space("nb201")
+    core = AgingEvolution(space, seed=0)
+    core.seen = {space.canonical({edge_name(j, i): op for (j, i), op in zip(NB201_EDGES, ops)})
+                 for ops in itertools.product(NB201_OPS, repeat=len(NB201_EDGES))}
+    assert len(core.seen) == 5773
+    draws = []
+    real = type(space).sample
+    monkeypatch.setattr(type(space), "sample", lambda self, rng: (draws.append(1),
+                                                                  real(self, rng))[1])
+    assert core.ask() is not None and core.used_up
+    draws.clear()
+    assert core.ask() is not None
+    assert len(draws) <= 2 * (1 + core.USED_UP_DRAWS)
+    restored = pickle.loads(pickle.dumps(core))
+    del restored.__dict__["used_up"]  # saved by an hpnas without the flag: the class default
+    assert restored.ask() is not None
