@@ -52,10 +52,10 @@ def derived_cells(experiment: ExperimentDir) -> pd.DataFrame | None:
     if "genotype" not in iterations.columns:
         return None
     last = iterations.sort_values("iteration").groupby("trial_id").tail(1)
-    table = trials.set_index("trial_id")[
-        [c for c in (*DARTS_SETTINGS, "status", "epochs") if c in trials.columns]].join(last.set_index("trial_id")[
-             [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count", "alpha_steps",
-                          "param_free_share", "alpha_margin") if c in last.columns]])
+    settings = [c for c in (*DARTS_SETTINGS, "status", "epochs") if c in trials.columns]
+    searched = [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count", "alpha_steps",
+                            "param_free_share", "alpha_margin") if c in last.columns]
+    table = trials.set_index("trial_id")[settings].join(last.set_index("trial_id")[searched])
     table.columns = [c.removeprefix("config/") for c in table.columns]
     return table
 

@@ -8,7 +8,15 @@ from typing import Any, Callable, TextIO
 
 from ray.tune import Callback
 
-from search.outcome import ENDED, STOPPED, Status, classify, finite_metric, improves
+from search.outcome import (
+    ENDED,
+    STOPPED,
+    Status,
+    classify,
+    finite_metric,
+    improves,
+    never_reported,
+)
 
 __all__ = ["ProgressPrinter", "TrialTally"]
 
@@ -107,7 +115,7 @@ class TrialTally(Callback):
         for trial in trials:  # those the time budget or an interrupt cut get no on_trial_complete
             if trial.trial_id not in self.running:
                 continue
-            if trial.status != "ERROR" and self.metric not in (trial.last_result or {}):
+            if trial.status != "ERROR" and never_reported(trial.last_result, self.metric):
                 self.running.discard(trial.trial_id)  # cut before its first result: not failed
                 self.stopped.add(trial.trial_id)
             else:

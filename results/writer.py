@@ -53,7 +53,15 @@ from results.experiment import (
 )
 from results.parts import PartedTable
 from results.storage import Location, is_uri
-from search.outcome import ENDED, STOPPED, Status, classify, finite_metric, improves
+from search.outcome import (
+    ENDED,
+    STOPPED,
+    Status,
+    classify,
+    finite_metric,
+    improves,
+    never_reported,
+)
 
 __all__ = ["ResultsWriter"]
 
@@ -264,7 +272,7 @@ class ResultsWriter(Callback):
         row["status"], row["error"] = status.value, None  # a resumed trial ends again
         if error:
             row["error"] = _error_text(trial)
-        elif cut and self.metric not in (trial.last_result or {}):
+        elif cut and never_reported(trial.last_result, self.metric):
             row["status"] = STOPPED
             row["error"] = ("the experiment ended (time budget or interrupt) before the trial "
                             f"reported {self.metric!r}")

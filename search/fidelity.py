@@ -46,7 +46,8 @@ def rekeyed(table: Mapping[Hashable, Key], ident: Callable[[Hashable], Hashable]
     two entries become one (a saved search restored under this version's canonical forms)."""
     out: dict[Hashable, Key] = {}
     for entry, key in table.items():
-        out[ident(entry)] = max(key, out.get(ident(entry), key))
+        new = ident(entry)
+        out[new] = max(key, out.get(new, key))
     return out
 
 
@@ -142,6 +143,13 @@ class SequenceStrategy(FidelityStrategy):
 
     def _ident(self, tokens: tuple[int, ...]) -> Hashable:
         return self.space.canonical(self.space.from_tokens(tokens))
+
+    def _recount_in_flight(self) -> None:
+        """``in_flight`` from the pending trials (a search saved by an earlier hpnas)."""
+        self.in_flight = {}
+        for tokens in self.pending.values():
+            ident = self._ident(tokens)
+            self.in_flight[ident] = self.in_flight.get(ident, 0) + 1
 
     def _start(self, handle: int, tokens: tuple[int, ...], ident: Hashable) -> None:
         """``tokens`` (canonical form ``ident``) is proposed as trial ``handle``."""

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 __all__ = ["ENDED", "STOPPED", "TRAINING_ITERATION", "Status", "classify", "finite_metric",
-           "improves"]
+           "improves", "never_reported"]
 
 TRAINING_ITERATION = "training_iteration"
 ENDED = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that will not run again
@@ -40,6 +40,12 @@ def finite_metric(result: dict[str, Any] | None, metric: str) -> float | None:
             return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def never_reported(result: dict[str, Any] | None, metric: str) -> bool:
+    """Whether a trial has not reported ``metric`` yet (cut by the experiment's end, it is
+    :data:`STOPPED`; one that reported a NaN or infinite value is failed: it diverged)."""
+    return metric not in (result or {})
 
 
 def improves(value: float, best: Any, mode: str) -> bool:

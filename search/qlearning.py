@@ -137,10 +137,7 @@ class QLearning(SequenceStrategy):
         if "by_canonical" not in state:  # hpnas 0.4 kept token sequences: re-key them
             self.known = rekeyed(self.known, self._ident)
             self.stopped = rekeyed(self.stopped, self._ident)
-            self.in_flight = {}
-            for tokens in self.pending.values():
-                ident = self._ident(tokens)
-                self.in_flight[ident] = self.in_flight.get(ident, 0) + 1
+            self._recount_in_flight()
             self.by_canonical = True
 
     @property

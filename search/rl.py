@@ -145,17 +145,13 @@ class ReinforceController(SequenceStrategy):
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a saved search, one saved by hpnas 0.2 included (no history kept then)."""
         if "evaluated" not in state:
-            state.update(in_flight={t: 1 for t in state["pending"].values()}, evaluated={},
-                         fidelity=FidelityTracker(), ranks=RankReward(), multi_fidelity=False,
+            state.update(evaluated={}, fidelity=FidelityTracker(), ranks=RankReward(), multi_fidelity=False,
                          repeats=0)
         self.__dict__.update(state)
         if "by_canonical" not in state:  # hpnas 0.4 kept token sequences: re-key them
-            in_flight: dict[Hashable, int] = {}
-            for tokens, count in self.in_flight.items():
-                ident = self._ident(tokens)
-                in_flight[ident] = in_flight.get(ident, 0) + count
             self.evaluated = rekeyed(self.evaluated, self._ident)
-            self.in_flight, self.by_canonical = in_flight, True
+            self._recount_in_flight()
+            self.by_canonical = True
 
     def _squash(self, logits: torch.Tensor) -> torch.Tensor:
         return self.tanh_constant * torch.tanh(logits / self.temperature)
