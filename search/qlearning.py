@@ -14,12 +14,18 @@ linearly to ``epsilon_end`` over ``decay_trials`` (MetaQNN: 1.0 for 1,500 of 3,5
 0.9, 0.8 ... 0.1 in steps; here made continuous and sized for budgets of about a hundred
 evaluations). After every finished trial the Q-table is updated on ``replay_batch`` episodes
 drawn from the replay memory (the newest always among them), each replayed from its last step
-backwards:
+backwards with Peng's Q(lambda) return (Peng and Williams 1996):
 
-    Q(s, a) <- (1 - alpha) Q(s, a) + alpha (r + gamma max_a' Q(s', a'))
+    G_T = r,   G_t = gamma ((1 - lambda) max_a' Q(s_t+1, a') + lambda G_t+1)
+    Q(s_t, a_t) <- (1 - alpha) Q(s_t, a_t) + alpha G_t
 
-with ``r`` the reward at the last step and 0 before it. Unvisited state-actions start at the
-mean reward seen so far (MetaQNN starts them at 0.5, a middling accuracy).
+with ``r`` the trial's reward (given at the last step only). ``lambda`` 0 is MetaQNN's one-step
+update, ``Q <- (1 - alpha) Q + alpha (r + gamma max Q')``: with ``gamma`` 1 it makes each
+Q-value the best reward seen through that state-action, and with one noisy evaluation per
+architecture that best is mostly luck, so the greedy policy chases lucky paths. The default 0.9
+mixes in the episode's own reward, so a state-action's value is mostly the rewards of the
+architectures that passed through it. Unvisited state-actions start at the mean reward seen so
+far (MetaQNN starts them at 0.5, a middling accuracy).
 
 As in MetaQNN, a config already evaluated to its full budget (or one the space says builds the
 same network, :meth:`spaces.Space.canonical`) is not run again: its stored
@@ -41,8 +47,9 @@ into the replay memory and updates the Q-table as a finished trial would, is nev
 again, and counts in the epsilon schedule as a model evaluated (so a search warm-started with
 ``random_trials + decay_trials`` of them starts at ``epsilon_end``).
 
-Departures from the paper: rank rewards; continuous epsilon schedule sized for small budgets;
-mean-reward initialisation.
+Departures from the paper: Q(lambda) returns (``q_lambda`` 0 restores the paper's update);
+rank rewards; continuous epsilon schedule sized for small budgets; mean-reward
+initialisation.
 
 Example:
     >>> core = QLearning(get_space("nb201"), seed=0)
@@ -76,6 +83,7 @@ class QLearningOptions:
 
     alpha: float = 0.3  # Q learning rate
     gamma: float = 1.0  # discount (MetaQNN: 1)
+    q_lambda: float = 0.9  # Peng's Q(lambda) return; 0: MetaQNN's one-step update
     epsilon_start: float = 1.0
     epsilon_end: float = 0.1
     random_trials: int = 10  # proposals at epsilon_start
@@ -86,6 +94,7 @@ class QLearningOptions:
     def __post_init__(self) -> None:
         check_range("alpha", self.alpha, low=0, high=1, low_open=True)
         check_range("gamma", self.gamma, low=0, high=1)
+        check_range("q_lambda", self.q_lambda, low=0, high=1)
         check_range("epsilon_start", self.epsilon_start, low=0, high=1)
         check_range("epsilon_end", self.epsilon_end, low=0, high=1)
         check_range("random_trials", self.random_trials, low=0)
@@ -99,12 +108,14 @@ class QLearning(SequenceStrategy):
 
     max_repeat_tries = 20  # proposals of already-evaluated configs replayed before giving up
     warmed = 0  # episodes of a warm start (a class default: states saved before it exist)
+    q_lambda = 0.0  # searches saved by hpnas 0.5 and earlier keep their one-step update
 
     def __init__(self, space: Space, options: QLearningOptions = QLearningOptions(), *,
                  seed: int | None = None) -> None:
         self.space = space
         self.alpha = options.alpha
         self.gamma = options.gamma
+        self.q_lambda = options.q_lambda
         self.epsilon_start = options.epsilon_start
         self.epsilon_end = options.epsilon_end
         self.random_trials = options.random_trials
@@ -217,16 +228,15 @@ class QLearning(SequenceStrategy):
         return self.ranks.reward(key)
 
     def _update(self, tokens: Tokens, reward: float) -> None:
-        """One backward pass of Q-updates over an episode."""
+        """One backward pass of Q-updates over an episode, towards its Q(lambda) returns."""
         steps = self._steps(tokens)
+        target = reward
         for t in range(len(steps) - 1, -1, -1):
             state, param, action, _ = steps[t]
-            if t == len(steps) - 1:
-                target = reward
-            else:
+            if t < len(steps) - 1:
                 nxt_state, nxt_param, _, choices = steps[t + 1]
-                target = self.gamma * max(self.value(nxt_state, nxt_param, a)
-                                          for a in range(choices))
+                best = max(self.value(nxt_state, nxt_param, a) for a in range(choices))
+                target = self.gamma * ((1 - self.q_lambda) * best + self.q_lambda * target)
             old = self.value(state, param, action)
             self.q[(state, param, action)] = (1 - self.alpha) * old + self.alpha * target
 

@@ -13,7 +13,7 @@ from search import Status
 from search.evolution import AgingEvolution, EvolutionOptions
 from search.fidelity import FidelityTracker, RankReward
 from search.local_search import LocalSearch, LocalSearchOptions
-from search.qlearning import QLearning
+from search.qlearning import QLearning, QLearningOptions
 from search.rl import ReinforceController
 from spaces import get_space
 
@@ -125,6 +125,30 @@ def test_qlearning_states_are_shared_between_architectures():
     shared = [k for k in core.q if k[0] == (names[3], 3)]
     assert {k[1] for k in shared} == {names[4]}  # one entry both episodes updated
     assert len(core.q) < 2 * len(a)
+
+
+@pytest.mark.parametrize(("q_lambda", "first"), [(0.0, 0.8), (0.9, 0.26), (1.0, 0.2)])
+def test_qlearning_backs_up_q_lambda_returns(q_lambda, first):
+    """One episode with reward 0.2 whose last state has another action worth 0.8: the one-step
+    update (lambda 0) carries the 0.8 back to the first decision; Q(lambda) mostly the 0.2."""
+    core = QLearning(NB201, QLearningOptions(alpha=1.0, q_lambda=q_lambda), seed=0)
+    episode = (0, 1, 2, 3, 4, 0)
+    steps = core._steps(episode)
+    last_state, last_param, _, _ = steps[-1]
+    core.q[(last_state, last_param, 3)] = 0.8
+    core._update(episode, 0.2)
+    assert core.q[steps[-1][:3]] == pytest.approx(0.2)
+    assert core.q[steps[-2][:3]] == pytest.approx((1 - q_lambda) * 0.8 + q_lambda * 0.2)
+    assert core.q[steps[0][:3]] == pytest.approx(first)
+
+
+def test_qlearning_restored_from_an_older_version_keeps_the_one_step_update():
+    core = QLearning(NB201, seed=0)
+    state = core.__dict__.copy()
+    del state["q_lambda"]
+    old = QLearning.__new__(QLearning)
+    old.__setstate__(state)
+    assert old.q_lambda == 0.0
 
 
 def _table_score(config) -> float:
