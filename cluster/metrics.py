@@ -10,6 +10,7 @@ own, with Ray's ``ray_`` prefix:
 | ``ray_hpnas_trials_completed`` | gauge | trials that ran their full budget |
 | ``ray_hpnas_trials_pruned`` | gauge | trials stopped early by the scheduler |
 | ``ray_hpnas_trials_failed`` | gauge | trials that raised or never reported the metric |
+| ``ray_hpnas_trials_stopped`` | gauge | trials the experiment's end (Ctrl-C, the time budget) cut before their first result |
 | ``ray_hpnas_best_metric`` | gauge | best value of the searched metric so far |
 | ``ray_hpnas_trial_seconds`` | histogram | wall seconds of each ended trial |
 
@@ -27,7 +28,8 @@ from search.outcome import Status
 __all__ = ["METRIC_NAMES", "MetricsExporter"]
 
 METRIC_NAMES = ("hpnas_trials_running", "hpnas_trials_completed", "hpnas_trials_pruned",
-                "hpnas_trials_failed", "hpnas_best_metric", "hpnas_trial_seconds")
+                "hpnas_trials_failed", "hpnas_trials_stopped", "hpnas_best_metric",
+                "hpnas_trial_seconds")
 _SECONDS_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200]
 
 
@@ -48,7 +50,8 @@ class MetricsExporter(TrialTally):
             ("hpnas_trials_running", "hpnas: trials running now"),
             ("hpnas_trials_completed", "hpnas: trials that ran their full budget"),
             ("hpnas_trials_pruned", "hpnas: trials stopped early by the scheduler"),
-            ("hpnas_trials_failed", "hpnas: trials that failed"))}
+            ("hpnas_trials_failed", "hpnas: trials that failed"),
+            ("hpnas_trials_stopped", "hpnas: trials the experiment's end cut before a result"))}
         gauges["hpnas_best_metric"] = Gauge(
             "hpnas_best_metric", description="hpnas: best value of the searched metric so far",
             tag_keys=("experiment", "metric"))
@@ -76,6 +79,7 @@ class MetricsExporter(TrialTally):
         m["hpnas_trials_completed"].set(counts[Status.COMPLETE], tags=tags)
         m["hpnas_trials_pruned"].set(counts[Status.PRUNED], tags=tags)
         m["hpnas_trials_failed"].set(counts[Status.FAILED], tags=tags)
+        m["hpnas_trials_stopped"].set(len(self.stopped), tags=tags)
         if self.best is not None:
             m["hpnas_best_metric"].set(self.best[0], tags={**tags, "metric": self.metric})
 

@@ -101,6 +101,7 @@ def test_fractional_gpus_and_metrics(cluster, tmp_path):
         port = cluster.head_node.metrics_export_port
         assert _scrape(port, "ray_hpnas_trials_completed", "frac", 8) == 8
         assert _scrape(port, "ray_hpnas_trials_running", "frac", 0) == 0
+        assert _scrape(port, "ray_hpnas_trials_stopped", "frac", 0) == 0
         assert _scrape(port, "ray_hpnas_best_metric", "frac", 0.5) == 0.5
         assert _scrape(port, "ray_hpnas_trial_seconds_count", "frac", 8) == 8
     finally:

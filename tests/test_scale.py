@@ -109,6 +109,33 @@ def test_the_last_line_counts_trials_cut_before_a_result_as_stopped_not_failed()
     assert "running 0 | finished 0 | pruned 1 | failed 0 | stopped 1 |" in last
 
 
+def test_the_metrics_count_trials_cut_before_a_result_as_stopped_not_failed():
+    from types import SimpleNamespace
+
+    from cluster.metrics import METRIC_NAMES, MetricsExporter
+
+    class Gauge:
+        def __init__(self):
+            self.value = None
+
+        def set(self, value, tags):
+            self.value = value
+
+    exporter = MetricsExporter(experiment="x", metric="val_acc", mode="max", max_epochs=3)
+    exporter._metrics = {name: Gauge() for name in METRIC_NAMES}
+    early = SimpleNamespace(trial_id="early", status="RUNNING", last_result={})
+    broken = SimpleNamespace(trial_id="broken", status="RUNNING", last_result={})
+    for trial in (early, broken):
+        exporter.on_trial_start(0, [], trial)
+    broken.status = "ERROR"
+    exporter.on_trial_error(1, [], broken)
+    early.status = "TERMINATED"
+    exporter.on_experiment_end([early, broken])
+    values = {name: g.value for name, g in exporter._metrics.items()}
+    assert values["hpnas_trials_stopped"] == 1 and values["hpnas_trials_failed"] == 1
+    assert values["hpnas_trials_running"] == 0
+
+
 def test_a_restored_line_from_before_the_stopped_count_and_a_budget_cut_trial():
     """A printer pickled by an earlier hpnas has no ``stopped`` set: ``setup`` (which Tune
     calls on restore) makes one; a trial the time budget cut before any report, adopted from
