@@ -135,6 +135,11 @@ class QLearning(SequenceStrategy):
         self.asked = 0
         self.reward_sum = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("steps_memo", None)
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a saved search, one saved by hpnas 0.2 included (prefix states, raw scores:
         its Q-table is dropped and relearned from its replay memory at the next update)."""
@@ -167,13 +172,18 @@ class QLearning(SequenceStrategy):
         return self.q.get((state, param, action), self._q_init())
 
     def _steps(self, tokens: Tokens) -> list[tuple[State, str, int, int]]:
-        """``(state, parameter, action, choices)`` of each decision of an episode."""
-        params = self.space.active_params(self.space.from_tokens(tokens))
-        state: State = None
-        steps = []
-        for p, token in zip(params, tokens):
-            steps.append((state, p.name, token, len(p.grid())))
-            state = (p.name, token)
+        """``(state, parameter, action, choices)`` of each decision of an episode (memoized:
+        replay revisits the same episodes; the memo is not saved with the search)."""
+        memo = self.__dict__.setdefault("steps_memo", {})
+        steps = memo.get(tokens)
+        if steps is None:
+            params = self.space.active_params(self.space.from_tokens(tokens))
+            state: State = None
+            steps = []
+            for p, token in zip(params, tokens):
+                steps.append((state, p.name, token, len(p.grid())))
+                state = (p.name, token)
+            memo[tokens] = steps
         return steps
 
     def _episode(self, repeats: int = 0) -> Tokens:
@@ -230,15 +240,16 @@ class QLearning(SequenceStrategy):
     def _update(self, tokens: Tokens, reward: float) -> None:
         """One backward pass of Q-updates over an episode, towards its Q(lambda) returns."""
         steps = self._steps(tokens)
+        q, init = self.q, self._q_init()  # self.value(), inlined: replay calls this often
         target = reward
         for t in range(len(steps) - 1, -1, -1):
             state, param, action, _ = steps[t]
             if t < len(steps) - 1:
                 nxt_state, nxt_param, _, choices = steps[t + 1]
-                best = max(self.value(nxt_state, nxt_param, a) for a in range(choices))
+                best = max(q.get((nxt_state, nxt_param, a), init) for a in range(choices))
                 target = self.gamma * ((1 - self.q_lambda) * best + self.q_lambda * target)
-            old = self.value(state, param, action)
-            self.q[(state, param, action)] = (1 - self.alpha) * old + self.alpha * target
+            key = (state, param, action)
+            q[key] = (1 - self.alpha) * q.get(key, init) + self.alpha * target
 
     def _learn(self, tokens: Tokens, key: Key) -> None:
         self.replay.append((tokens, key))

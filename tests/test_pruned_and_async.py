@@ -151,6 +151,23 @@ def test_qlearning_restored_from_an_older_version_keeps_the_one_step_update():
     assert old.q_lambda == 0.0
 
 
+def test_qlearning_saved_without_its_step_memo_continues_the_same():
+    core = QLearning(NB201, seed=0)
+    for i in range(12):
+        _, handle = core.ask()
+        _finish(core, handle, 60.0 + i % 5, Status.COMPLETE, step=1)
+    assert core.__dict__["steps_memo"]  # replay filled it
+    saved = pickle.dumps(core)
+    restored = pickle.loads(saved)
+    assert "steps_memo" not in restored.__dict__
+    for i in range(6):
+        (a, ha), (b, hb) = core.ask(), restored.ask()
+        assert a == b
+        _finish(core, ha, 61.0 + i, Status.COMPLETE, step=1)
+        _finish(restored, hb, 61.0 + i, Status.COMPLETE, step=1)
+    assert restored.q == core.q
+
+
 def _table_score(config) -> float:
     """A deterministic landscape: conv3x3 (op index 3) on more edges is better."""
     return float(sum(NB201.tokens(config)[i] == 3 for i in range(6)))
