@@ -1,12 +1,12 @@
 """Architecture search on NAS-Bench-201 CIFAR-100: every searcher, many seeds, 1 and 8 workers.
 
-Each searcher (the registered ``Searcher`` objects, default options) runs in the simulator
-(``search/simulator.py``) against the NAS-Bench-201 CIFAR-100 table: each evaluation is told one
-training seed's validation accuracy (drawn at random) and takes that cell's table training time
-of simulated wall-clock, with ``W`` simulated workers. After 50, 100, 200 and 500 evaluations the
-table gives the *true* (seed-averaged) validation accuracy of the best architecture found so far
-(the best by what the searcher was told), mean and standard deviation over the seeds. The best
-possible is 73.49.
+Each searcher (the registered ``Searcher`` objects, default options unless ``--options``) runs
+in the simulator (``search/simulator.py``) against the NAS-Bench-201 CIFAR-100 table: each
+evaluation is told one training seed's validation accuracy (drawn at random) and takes that
+cell's table training time of simulated wall-clock, with ``W`` simulated workers. After 50,
+100, 200 and 500 evaluations the table gives the *true* (seed-averaged) validation accuracy of
+the best architecture found so far (the best by what the searcher was told), mean and standard
+deviation over the seeds. The best possible is 73.49.
 
 It also measures the wall time per evaluation through the simulator and through a real
 ``hpnas run`` with the ``nb201`` trainable on a local Ray (``--real``).
@@ -14,11 +14,14 @@ It also measures the wall time per evaluation through the simulator and through 
     .venv/bin/python benchmarks/nas_nb201.py                        # 50 seeds, 2 processes
     .venv/bin/python benchmarks/nas_nb201.py --seeds 10 --searchers random evolution
     .venv/bin/python benchmarks/nas_nb201.py --seeds 100 --first-seed 1000 --real 0
+    .venv/bin/python benchmarks/nas_nb201.py --workers 8 --evals 100 --searchers qlearning \
+        --options 'qlearning={"q_lambda": 0}' --real 0
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -30,8 +33,9 @@ CHECKPOINTS = (50, 100, 200, 500)
 SEARCHERS = ("random", "optuna", "evolution", "rl", "qlearning", "local_search")
 
 
-def run_one(args: tuple[str, int, int, int]) -> tuple[str, int, int, np.ndarray, float]:
-    """One search: (searcher, workers, seed, max_evals) -> incumbent curve and seconds."""
+def run_one(args: tuple[str, int, int, int, dict]) -> tuple[str, int, int, np.ndarray, float]:
+    """One search: (searcher, workers, seed, max_evals, options) -> incumbent curve and
+    seconds."""
     import torch
 
     from search import make_searcher
@@ -40,9 +44,9 @@ def run_one(args: tuple[str, int, int, int]) -> tuple[str, int, int, np.ndarray,
     from spaces.tables import load_nb201
 
     torch.set_num_threads(1)
-    name, workers, seed, evals = args
+    name, workers, seed, evals, options = args
     searcher = make_searcher(name, space=get_space("nb201"), metric="val_acc", mode="max",
-                             seed=seed, max_epochs=1)
+                             seed=seed, max_epochs=1, options=options)
     start = time.perf_counter()
     history = simulate(searcher, nb201_objective(load_nb201("cifar100")), workers=workers,
                        max_evals=evals, seed=seed)
@@ -81,6 +85,34 @@ def ceiling(table, draws: int, seed: int = 0) -> float:
     return float(np.mean([means[int(np.argmax(p))] for p in picks]))
 
 
+def parse_options(parser: argparse.ArgumentParser, given: list[str], searchers: list[str]
+                  ) -> dict[str, dict]:
+    """``SEARCHER=JSON`` arguments as {searcher: options}, checked before any search runs."""
+    from search import make_searcher
+    from spaces import get_space
+
+    options: dict[str, dict] = {}
+    for item in given:
+        name, sep, text = item.partition("=")
+        if not sep or name not in searchers:
+            parser.error(f"--options {item!r}: expected SEARCHER=JSON with SEARCHER one of "
+                         f"the searchers run ({', '.join(searchers)})")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            parser.error(f"--options {item!r}: not JSON ({exc})")
+        if not isinstance(value, dict):
+            parser.error(f"--options {item!r}: expected a JSON object of options, e.g. "
+                         f"'qlearning={{\"q_lambda\": 0}}'")
+        try:  # the registry's own check: unknown names and bad values fail here
+            make_searcher(name, space=get_space("nb201"), metric="val_acc", mode="max",
+                          options=value)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"--options {item!r}: {exc}")
+        options[name] = value
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
@@ -92,12 +124,16 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--real", type=int, default=100,
                         help="trials of the real hpnas run (0 to skip)")
+    parser.add_argument("--options", action="append", default=[], metavar="SEARCHER=JSON",
+                        help="a searcher's options, as in an experiment file's "
+                             "searcher.options, e.g. 'qlearning={\"q_lambda\": 0}'; repeatable")
     args = parser.parse_args()
+    options = parse_options(parser, args.options, args.searchers)
 
     from spaces.tables import load_nb201
 
     best = load_nb201("cifar100").best()[1]
-    jobs = [(s, w, seed, args.evals) for s in args.searchers for w in args.workers
+    jobs = [(s, w, seed, args.evals, options.get(s)) for s in args.searchers for w in args.workers
             for seed in range(args.first_seed, args.first_seed + args.seeds)]
     curves: dict[tuple[str, int], list[np.ndarray]] = {}
     seconds: dict[str, list[float]] = {}
@@ -113,6 +149,8 @@ def main() -> None:
           f"{args.first_seed}); best possible "
           f"{best:.2f}. Each evaluation sees one random training seed. Simulator, "
           f"{len(jobs)} searches in {total:.0f} s on {args.processes} processes.")
+    for name, opts in options.items():
+        print(f"# {name} options: {json.dumps(opts)} (the rest default)")
     header = " | ".join(f"{m} evals" for m in marks)
     print(f"\n| searcher | workers | {header} |\n|---|---:|" + "---:|" * len(marks))
     for (name, workers), cs in curves.items():

@@ -75,3 +75,33 @@ def test_searchers_beat_random_search(name):
         return float(np.mean(finals))
 
     assert mean_final(name) > mean_final("random") + 0.5
+
+
+def _nas_nb201_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "nas_nb201.py"
+    spec = importlib.util.spec_from_file_location("nas_nb201_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_runs_a_searcher_with_given_options_and_rejects_bad_ones(capsys):
+    import argparse
+
+    bench = _nas_nb201_benchmark()
+    parser = argparse.ArgumentParser()
+    given = bench.parse_options(parser, ['qlearning={"q_lambda": 0}'], ["qlearning", "random"])
+    assert given == {"qlearning": {"q_lambda": 0}}
+    one_step = bench.run_one(("qlearning", 1, 0, 40, given["qlearning"]))[3]
+    default = bench.run_one(("qlearning", 1, 0, 40, None))[3]
+    assert not np.array_equal(one_step, default)  # the option reached the searcher
+    for bad, says in [('qlearning={"q_lamda": 0}', "Did you mean 'q_lambda'"),
+                      ('qlearning={"q_lambda": 2}', "must be <= 1"),
+                      ('rl={}', "one of the searchers run"),
+                      ("qlearning=[1]", "expected a JSON object")]:
+        with pytest.raises(SystemExit):
+            bench.parse_options(parser, [bad], ["qlearning", "random"])
+        assert says in capsys.readouterr().err
