@@ -92,17 +92,38 @@ def local_ray():
 # after every test had passed, the process died of a segmentation fault there (exit 139), and
 # CI read that as a failure. So the run ends as soon as pytest is done, with pytest's exit
 # status; nothing of the tests' outcome is lost (the summary is written by then).
-_EXIT_STATUS: list[int] = []
+_FINISHED: list[pytest.Session] = []  # the session, once every sessionfinish hook has run
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:
-    _EXIT_STATUS.append(int(exitstatus))
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    """Note the session as finished once the other sessionfinish hooks (the summary, junitxml)
+    are through, or ended it with pytest.exit; an error in one of them is left to pytest to
+    report, with its usual teardown."""
+    try:
+        result = yield
+    except pytest.exit.Exception:
+        _FINISHED.append(session)
+        raise
+    _FINISHED.append(session)
+    return result
+
+
+def _pytest_is_the_program(config) -> bool:
+    """This process is a plain ``pytest`` / ``python -m pytest`` run: not a pytest-xdist
+    worker, not under coverage (which writes its data at exit), not ``pytest.main()`` called
+    from another program."""
+    main = Path(sys.argv[0])
+    return (main.name in ("pytest", "py.test") or main.parts[-2:] == ("pytest", "__main__.py")) \
+        and not hasattr(config, "workerinput") \
+        and not any(v in os.environ for v in ("COV_CORE_SOURCE", "COVERAGE_RUN"))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config) -> None:
-    if not _EXIT_STATUS or os.environ.get("HPNAS_TEST_NORMAL_EXIT"):
+    if not _FINISHED or os.environ.get("HPNAS_TEST_NORMAL_EXIT") \
+            or not _pytest_is_the_program(config):
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(_EXIT_STATUS[-1])
+    os._exit(int(_FINISHED[-1].exitstatus))
