@@ -53,8 +53,8 @@ class TrialTally(Callback):
             return
         self.adopted = True
         for trial in trials:
-            if trial.status == "TERMINATED" and not trial.last_result:
-                self.stopped.add(trial.trial_id)  # the time budget cut it before any report
+            if trial.status == "TERMINATED" and never_reported(trial.last_result, self.metric):
+                self.stopped.add(trial.trial_id)  # the experiment's end cut it before a result
             elif trial.status in ENDED and trial.trial_id not in self.outcomes:
                 # The base class's bookkeeping only: a subclass's per-trial side effects (the
                 # seconds histogram) happened in the run that saw the trial end.

@@ -145,6 +145,8 @@ def test_a_restored_line_from_before_the_stopped_count_and_a_budget_cut_trial():
     del printer.__dict__["stopped"]
     printer.setup()
     cut = SimpleNamespace(trial_id="cut", status="TERMINATED", last_result={})
-    printer.on_step_begin(0, [cut])
-    printer.on_experiment_end([cut])
-    assert "failed 0 | stopped 1 |" in printer.line()
+    # reported other values, not the metric: stopped too, as trials.parquet counts it
+    other = SimpleNamespace(trial_id="other", status="TERMINATED", last_result={"loss": 2.3})
+    printer.on_step_begin(0, [cut, other])
+    printer.on_experiment_end([cut, other])
+    assert "failed 0 | stopped 2 |" in printer.line()
