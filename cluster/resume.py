@@ -12,6 +12,9 @@ a later session, or from a step before or after it in the same session.
 * :class:`PairedSearchGenerator` restores the search state of the snapshot's own session (never
   a later one), and never restores a "finished" flag: the searcher says so again if no budget
   is left.
+* A search state cut short (the driver killed while Tune copied it to storage, which is not
+  atomic) is not restored: the searcher starts afresh, and the reconciling below replays the
+  restored trials to it.
 * :class:`SearcherSync`, a callback, then reconciles the limiter and the searcher with the
   trials Tune restored (:func:`reconcile`), before the first suggestion.
 """
@@ -19,6 +22,7 @@ a later session, or from a step before or after it in the same session.
 from __future__ import annotations
 
 import logging
+import pickle
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -58,6 +62,16 @@ def _sessions(names: list[str], kind: tuple[str, str]) -> list[str]:
     prefix, suffix = kind
     return sorted(n[len(prefix):-len(suffix)] for n in names
                   if n.startswith(prefix) and n.endswith(suffix))
+
+
+def _readable(path: str) -> bool:
+    """Whether the pickle at ``path`` loads whole (a copy cut short by a kill does not)."""
+    try:
+        with open(path, "rb") as f:
+            cloudpickle.load(f)
+    except (EOFError, pickle.UnpicklingError, ValueError):
+        return False
+    return True
 
 
 def newest_session(where: str | Location, kind: tuple[str, str] = SNAPSHOT) -> str | None:
@@ -102,6 +116,18 @@ class PairedSearchGenerator(SearchGenerator):
         searcher = [s for s in _sessions(names, SEARCHER_STATE) if s <= limit]
         newer = [s for s in _sessions(names, SEARCHER_STATE) if s > limit]
         if not generator or not searcher:
+            chosen = [f"{prefix}{sessions[-1]}{suffix}" for prefix, suffix in
+                      (GENERATOR_STATE, SEARCHER_STATE)
+                      if (sessions := _sessions(names, (prefix, suffix)))]
+        else:
+            chosen = [f"{GENERATOR_STATE[0]}{generator[-1]}{GENERATOR_STATE[1]}",
+                      f"{SEARCHER_STATE[0]}{searcher[-1]}{SEARCHER_STATE[1]}"]
+        unreadable = [name for name in chosen if not _readable(staged / name)]
+        if unreadable:
+            print(f"hpnas: the saved search state {', '.join(unreadable)} is cut short (the "
+                  "run was killed while it was being copied); the searcher starts afresh and "
+                  "the resumed run replays the restored trials to it.", flush=True)
+        elif not generator or not searcher:
             if newer:
                 print(f"hpnas: no search state was saved with the last experiment snapshot "
                       f"({snapshot}); restoring the newest ({newer[-1]}), which the resumed "

@@ -29,14 +29,20 @@ FORGED = "9999-12-31_23-59-59"  # the session name of a forged later search stat
 
 def _searcher_state(directory: Path, missing_ok: bool = False) -> dict:
     """The searcher state Tune saved last in the experiment directory (one file per session,
-    named by the session's start time; mtimes are not reliable, Tune re-syncs every file)."""
+    named by the session's start time; mtimes are not reliable, Tune re-syncs every file);
+    ``missing_ok``: {} while there is none, or while it is being copied."""
     files = sorted(f for f in glob.glob(str(directory / "searcher-state-*.pkl"))
                    if FORGED not in f)
     if not files and missing_ok:
         return {}
     assert files, "Tune saved no searcher state"
-    with open(files[-1], "rb") as f:
-        return pickle.load(f)
+    try:
+        with open(files[-1], "rb") as f:
+            return pickle.load(f)
+    except EOFError:  # polled while Tune copies it to storage (not atomically)
+        if missing_ok:
+            return {}
+        raise
 
 
 def _trials(directory: Path) -> pd.DataFrame:
@@ -131,20 +137,24 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
         assert "the search state of session 9999-12-31_23-59-59 is newer" in log.read_text()
 
 
+def generator(storage=None):
+    """A random search of 4 NAS-Bench-201 trials behind a limiter, as hpnas restores it."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    from cluster.resume import PairedSearchGenerator
+    from search import make_searcher
+    from spaces import get_space
+
+    searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc",
+                             mode="max", seed=0, max_epochs=1, max_trials=4)
+    return PairedSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=2),
+                                 experiment_dir=storage)
+
+
 def test_the_search_state_paired_with_the_snapshot_is_restored(tmp_path):
     """A later session's search state (it handed out the whole budget and said FINISHED) beside
     the snapshot of an earlier one: the earlier session's own search state is restored."""
-    from ray.tune.search import ConcurrencyLimiter
-
-    from search import make_searcher
-    from cluster.resume import PairedSearchGenerator, restoring_from
-    from spaces import get_space
-
-    def generator(storage=None):
-        searcher = make_searcher("random", space=get_space("nb201"), metric="val_acc",
-                                 mode="max", seed=0, max_epochs=1, max_trials=4)
-        return PairedSearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=2),
-                                     experiment_dir=storage)
+    from cluster.resume import restoring_from
 
     storage, staging = tmp_path / "storage", tmp_path / "staging"
     storage.mkdir()
@@ -178,6 +188,30 @@ def test_the_search_state_paired_with_the_snapshot_is_restored(tmp_path):
     tune_choice = generator()
     SearchGenerator.restore_from_dir(tune_choice, str(staging))
     assert tune_choice.searcher.searcher.suggested == 4 and tune_choice._finished is True
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_search_state_cut_short_by_a_kill_restores_a_fresh_searcher(tmp_path, capsys, paired):
+    """Tune copies the search state to storage file by file, not atomically: a kill during the
+    copy leaves a truncated pickle. The resumed run starts the searcher afresh (and replays the
+    restored trials to it) instead of failing to unpickle."""
+    storage, staging = tmp_path / "storage", tmp_path / "staging"
+    storage.mkdir()
+    staging.mkdir()
+    session = "2026-01-01_10-00-00"
+    if paired:
+        (storage / f"experiment_state-{session}.json").write_text("{}")
+    saved = generator()
+    saved.searcher.suggest("a")
+    saved.save_to_dir(str(staging), session_str=session)
+    state = staging / f"searcher-state-{session}.pkl"
+    state.write_bytes(state.read_bytes()[: len(state.read_bytes()) // 2])
+
+    restored = generator(str(storage))
+    restored.restore_from_dir(str(staging))
+    assert restored.searcher.searcher.suggested == 0 and not restored.searcher.live_trials
+    assert restored._finished is False
+    assert f"searcher-state-{session}.pkl is cut short" in capsys.readouterr().out
 
 
 def test_checkpoint_janitor_keeps_what_the_last_snapshot_can_name(tmp_path):
