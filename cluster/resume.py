@@ -64,14 +64,17 @@ def _sessions(names: list[str], kind: tuple[str, str]) -> list[str]:
                   if n.startswith(prefix) and n.endswith(suffix))
 
 
-def _readable(path: str) -> bool:
-    """Whether the pickle at ``path`` loads whole (a copy cut short by a kill does not)."""
+_CUT_SHORT = object()
+
+
+def _load(path: str) -> Any:
+    """The object pickled at ``path``, or ``_CUT_SHORT`` if it does not load whole (a copy cut
+    short by a kill)."""
     try:
         with open(path, "rb") as f:
-            cloudpickle.load(f)
+            return cloudpickle.load(f)
     except (EOFError, pickle.UnpicklingError, ValueError):
-        return False
-    return True
+        return _CUT_SHORT
 
 
 def newest_session(where: str | Location, kind: tuple[str, str] = SNAPSHOT) -> str | None:
@@ -115,14 +118,14 @@ class PairedSearchGenerator(SearchGenerator):
         generator = [s for s in _sessions(names, GENERATOR_STATE) if s <= limit]
         searcher = [s for s in _sessions(names, SEARCHER_STATE) if s <= limit]
         newer = [s for s in _sessions(names, SEARCHER_STATE) if s > limit]
-        if not generator or not searcher:
-            chosen = [f"{prefix}{sessions[-1]}{suffix}" for prefix, suffix in
-                      (GENERATOR_STATE, SEARCHER_STATE)
-                      if (sessions := _sessions(names, (prefix, suffix)))]
-        else:
-            chosen = [f"{GENERATOR_STATE[0]}{generator[-1]}{GENERATOR_STATE[1]}",
-                      f"{SEARCHER_STATE[0]}{searcher[-1]}{SEARCHER_STATE[1]}"]
-        unreadable = [name for name in chosen if not _readable(staged / name)]
+        if generator and searcher:
+            chosen = {GENERATOR_STATE: generator[-1], SEARCHER_STATE: searcher[-1]}
+        else:  # the files Tune's own choice below restores: the newest of each kind
+            chosen = {kind: sessions[-1] for kind in (GENERATOR_STATE, SEARCHER_STATE)
+                      if (sessions := _sessions(names, kind))}
+        files = {kind: f"{kind[0]}{session}{kind[1]}" for kind, session in chosen.items()}
+        loaded = {kind: _load(staged / name) for kind, name in files.items()}
+        unreadable = [files[kind] for kind, value in loaded.items() if value is _CUT_SHORT]
         if unreadable:
             print(f"hpnas: the saved search state {', '.join(unreadable)} is cut short (the "
                   "run was killed while it was being copied); the searcher starts afresh and "
@@ -139,17 +142,14 @@ class PairedSearchGenerator(SearchGenerator):
                       f"experiment snapshot ({snapshot}): the run was killed before the snapshot "
                       f"was saved; restoring the search state saved with that snapshot instead.",
                       flush=True)
-            prefix, suffix = GENERATOR_STATE
-            with open(staged / f"{prefix}{generator[-1]}{suffix}", "rb") as f:
-                state = cloudpickle.load(f)
+            state = loaded[GENERATOR_STATE]
             wrapper = self.searcher
             while hasattr(wrapper, "searcher"):  # the limiter's state, as Tune restores it
                 key = f"name:{type(wrapper).__name__}"
                 if key in state:
                     wrapper.set_state(state.pop(key))
                 wrapper = wrapper.searcher
-            prefix, suffix = SEARCHER_STATE
-            wrapper.restore(str(staged / f"{prefix}{searcher[-1]}{suffix}"))
+            wrapper.restore(str(staged / files[SEARCHER_STATE]))
             self.set_state(state)
         self._finished = False  # the searcher says FINISHED again at once if no budget is left
 
