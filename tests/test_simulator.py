@@ -77,21 +77,14 @@ def test_searchers_beat_random_search(name):
     assert mean_final(name) > mean_final("random") + 0.5
 
 
-def _nas_nb201_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "nas_nb201.py"
-    spec = importlib.util.spec_from_file_location("nas_nb201_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_benchmark_runs_a_searcher_with_given_options_and_rejects_bad_ones(capsys):
     import argparse
+    import sys
+    from pathlib import Path
 
-    bench = _nas_nb201_benchmark()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # as test_data
+    import nas_nb201 as bench
+
     parser = argparse.ArgumentParser()
     given = bench.parse_options(parser, ['qlearning={"q_lambda": 0}'], ["qlearning", "random"])
     assert given == {"qlearning": {"q_lambda": 0}}
