@@ -221,12 +221,14 @@ class Float:
         return self.low <= value <= self.high
 
     def grid(self) -> tuple[float, ...]:
-        """``grid_points`` values from low to high (geometric when ``log``)."""
+        """``grid_points`` values from low to high (geometric when ``log``), each in [low, high]
+        (geomspace's inner points of a one-value range are a rounding step below it), the one
+        value once when low == high."""
         if self.log:
             values = np.geomspace(self.low, self.high, self.grid_points)
         else:
             values = np.linspace(self.low, self.high, self.grid_points)
-        return tuple(float(v) for v in values)
+        return tuple(dict.fromkeys(float(min(max(v, self.low), self.high)) for v in values))
 
     def describe(self) -> str:
         return f"a float in [{self.low}, {self.high}]" + (" (log scale)" if self.log else "")

@@ -16,7 +16,6 @@ import yaml
 from cluster.cli import main
 from cluster.detached import ROOT, signal_group, start_hpnas
 from cluster.spec import SpecError, spec_from_mapping
-from conftest import write_idx
 
 # A user's trainable that takes its time (2 epochs of `seconds` each) and checkpoints.
 SLOW = '''
@@ -115,30 +114,6 @@ def test_ctrl_c_exits_130_and_the_directory_resumes(tmp_path, moment):
     assert set(trials["status"]) == {"complete"} and trials["error"].isna().all()
     iterations = pd.read_parquet(directory / "iterations.parquet")
     assert not iterations.duplicated(["trial_id", "iteration"]).any()
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_a_one_value_range_runs_instead_of_hanging(tmp_path):
-    """`lr: {low: 0.005, high: 0.005}` (log scale) once looped forever on "invalid config"."""
-    root = write_idx(tmp_path / "fm", n_train=200, n_test=50)
-    path = tmp_path / "one.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "one", "trainable": "cifar_cnn", "searcher": "random", "scheduler": "fifo",
-        "samples": 2, "storage": str(tmp_path / "runs"),
-        "space": {"name": "cifar_cnn", "overrides": {"lr": {"low": 0.005, "high": 0.005},
-                                                     "num_conv_layers": {"high": 1}}},
-        "data": {"name": "fashion_mnist", "root": str(root), "val_size": 50},
-        "train": {"epochs": 1, "batch_size": 50}}))
-    log = tmp_path / "one.log"
-    run = start_hpnas("run", str(path), "--no-dashboard", log=log)
-    try:
-        assert _wait(run, log, 180) == 0, log.read_text()[-3000:]
-    finally:
-        signal_group(run)
-    trials = _trials(tmp_path / "runs" / "one")
-    assert len(trials) == 2 and (trials["config/lr"] == 0.005).all()
-    assert "invalid config" not in log.read_text()
 
 
 @pytest.mark.ray

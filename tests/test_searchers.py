@@ -224,6 +224,25 @@ def test_a_one_value_range_samples_that_value():
         config = space.sample(rng)
         assert config["lr"] == 0.005
         space.validate(config)
+    (lr,) = [p for p in space.params if p.name == "lr"]
+    assert lr.grid() == (0.005,)  # what grid, RL and Q-learning choose from
+
+
+@pytest.mark.parametrize("name", sorted(set(SEARCHERS) - {"points"}))
+def test_every_searcher_proposes_and_learns_in_a_space_with_a_one_value_range(name):
+    """`lr: {low: 0.005, high: 0.005}` (log scale) once had `hpnas run` loop forever on
+    "invalid config": every searcher proposes valid configs holding the value, and goes on
+    after results."""
+    space = get_space("cifar_cnn").with_overrides({"lr": {"low": 0.005, "high": 0.005},
+                                                   "num_conv_layers": {"high": 1}})
+    searcher = make_searcher(name, space=space, metric="val_acc", mode="max", seed=0,
+                             max_epochs=BUDGET)
+    for i in range(6):
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict), (i, config)
+        assert config["lr"] == 0.005
+        space.validate(config)
+        searcher.on_trial_complete(f"t{i}", _result(0.1 * i))
 
 
 def test_min_mode_is_negated_for_the_core():
