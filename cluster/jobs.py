@@ -18,7 +18,11 @@ it) and sent as a Bearer header; without it no token is sent.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +31,13 @@ import yaml
 from cluster.spec import ENV_PREFIX, ExperimentSpec, SpecError
 from cluster.user_code import SHIPPED_PREFIX, code_excludes
 
-__all__ = ["PACKAGES", "auth_headers", "job_client", "submit_experiment"]
+__all__ = ["PACKAGES", "auth_headers", "job_client", "submit_experiment",
+           "submit_when_agent_is_up"]
 
 PACKAGES = ("spaces", "search", "results", "trainables", "cluster")
 EXPERIMENT_VAR = "HPNAS_EXPERIMENT"
 _PROBE_TIMEOUT_S = 10.0
+AGENT_WAIT_S = 60.0  # how long `hpnas submit` waits for a starting head node's job agent
 
 
 def read_token() -> tuple[str, str] | None:
@@ -138,7 +144,34 @@ def submit_experiment(spec: ExperimentSpec, address: str | None, *, upload: bool
     entrypoint = " ".join(shlex.quote(a) for a in [
         "python", "-m", "cluster.cli", "run", f"{ENV_PREFIX}{EXPERIMENT_VAR}", "--no-dashboard",
         "--progress-interval", "30", *(extra_args or [])])
-    job_id = client.submit_job(
-        entrypoint=entrypoint, runtime_env=runtime_env(spec, upload=upload),
+    job_id = submit_when_agent_is_up(
+        client, entrypoint=entrypoint, runtime_env=runtime_env(spec, upload=upload),
         metadata={"hpnas_experiment": spec.name, "hpnas_directory": str(spec.directory)})
     return job_id, client.get_address()
+
+
+_NO_AGENT = "No available agent to submit job"  # Ray's job server: "please try again later"
+
+
+def submit_when_agent_is_up(client: Any, *, wait_s: float = AGENT_WAIT_S,
+                            sleep: Callable[[float], None] = time.sleep,
+                            clock: Callable[[], float] = time.monotonic, **job: Any) -> str:
+    """``client.submit_job(**job)``, tried again for up to ``wait_s`` while the job server
+    answers that the head node's job agent is not up (it waits 10 s for one, and a cluster that
+    has just started, or a busy head, can take longer). Every try names the same submission
+    id, so a try whose answer was lost cannot start a second job. Returns the job id."""
+    submission_id = "raysubmit_" + secrets.token_hex(8)
+    deadline, told = clock() + wait_s, False
+    while True:
+        try:
+            return client.submit_job(submission_id=submission_id, **job)
+        except RuntimeError as e:
+            if told and "already exists" in str(e):  # an earlier try went through after all
+                return submission_id
+            if _NO_AGENT not in str(e) or clock() >= deadline:
+                raise
+        if not told:
+            print(f"hpnas: the cluster's job agent is not up yet; trying again for up to "
+                  f"{wait_s:.0f} s", file=sys.stderr, flush=True)
+            told = True
+        sleep(2.0)

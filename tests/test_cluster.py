@@ -172,6 +172,64 @@ def test_bad_addresses_fail_fast_with_a_clear_message(tmp_path, capsys, argv, wo
     assert words in capsys.readouterr().err
 
 
+class _StartingJobServer:
+    """A job client whose server answers "no agent" ``busy`` times, then takes the job; with
+    ``lost``, the try that took it also failed to answer (the next try hears "already exists")."""
+
+    def __init__(self, busy: int, lost: bool = False):
+        self.busy, self.lost, self.ids = busy, lost, []
+
+    def submit_job(self, submission_id, **job):
+        self.ids.append(submission_id)
+        if len(self.ids) <= self.busy:
+            raise RuntimeError("Request failed with status code 500: No available agent to "
+                               "submit job, please try again later..")
+        if self.lost and len(self.ids) == self.busy + 1:
+            raise RuntimeError("Request failed with status code 500: No available agent to "
+                               "submit job, please try again later..")
+        if self.lost:
+            raise RuntimeError(f"Request failed with status code 400: Job with submission_id "
+                               f"{submission_id} already exists. Please use a different "
+                               f"submission_id.")
+        return submission_id
+
+
+def test_submit_waits_for_a_starting_job_agent_then_gives_up_with_rays_answer(capsys):
+    from cluster.jobs import submit_when_agent_is_up
+
+    now, naps = [0.0], []
+
+    def sleep(s):
+        naps.append(s)
+        now[0] += s
+
+    server = _StartingJobServer(busy=3)
+    job_id = submit_when_agent_is_up(server, wait_s=60, sleep=sleep, clock=lambda: now[0],
+                                     entrypoint="x")
+    assert job_id == server.ids[0] and job_id.startswith("raysubmit_") and len(server.ids) == 4
+    assert set(server.ids) == {job_id}  # one submission id: a retry cannot start a second job
+    assert "job agent is not up yet; trying again for up to 60 s" in capsys.readouterr().err
+    # The try that started the job lost its answer: the next one hears "already exists".
+    server = _StartingJobServer(busy=1, lost=True)
+    assert submit_when_agent_is_up(server, wait_s=60, sleep=sleep, clock=lambda: now[0],
+                                   entrypoint="x") == server.ids[0]
+    # No agent within the wait: Ray's own answer, after about wait_s.
+    now[0], naps[:] = 0.0, []
+    with pytest.raises(RuntimeError, match="No available agent"):
+        submit_when_agent_is_up(_StartingJobServer(busy=10**6), wait_s=10, sleep=sleep,
+                                clock=lambda: now[0], entrypoint="x")
+    assert 10 <= sum(naps) <= 12
+    # Any other refusal is not retried.
+    class Refuses:
+        def submit_job(self, submission_id, **job):
+            raise RuntimeError("Request failed with status code 400: bad runtime_env")
+
+    naps[:] = []
+    with pytest.raises(RuntimeError, match="bad runtime_env"):
+        submit_when_agent_is_up(Refuses(), wait_s=60, sleep=sleep, clock=lambda: now[0])
+    assert naps == []
+
+
 def test_resource_check_needs_one_node_that_holds_a_trial():
     from cluster.runner import check_resources
     from cluster.spec import SpecError
