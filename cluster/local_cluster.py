@@ -22,12 +22,20 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["LocalCluster"]
+
+
+def _free_port() -> int:
+    """A TCP port free on this machine now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass
@@ -58,9 +66,13 @@ class LocalCluster:
 
     def _node_args(self, index: int) -> dict[str, Any]:
         gpus = self.node_gpus[index] if self.node_gpus is not None else self.gpus_per_node
+        # Each node's dashboard agent on a port of its own: Ray's default (52365) is one port
+        # for the machine, so a second node, or a Ray already running here, leaves the head's
+        # agent without it, and the job server then refuses every job ("No available agent").
         return {"num_cpus": self.cpus_per_node, "num_gpus": gpus,
                 "memory": int(self.memory_gb * 2**30),
-                "object_store_memory": int(self.object_store_gb * 2**30)}
+                "object_store_memory": int(self.object_store_gb * 2**30),
+                "dashboard_agent_listen_port": _free_port()}
 
     def start(self) -> LocalCluster:
         from ray.cluster_utils import Cluster

@@ -30,16 +30,28 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Head + one worker, 2 fake GPUs and 4 CPUs each; metrics reported every second."""
+    """Head + one worker, 2 fake GPUs and 4 CPUs each; metrics reported every second. Ray's
+    default dashboard-agent port is held meanwhile, as another Ray on the machine would hold it
+    (the job tests then show that the head's agent took a port of its own)."""
     saved = os.environ.get("RAY_metrics_report_interval_ms")
     os.environ["RAY_metrics_report_interval_ms"] = "1000"
     local = LocalCluster(nodes=2, cpus_per_node=4, gpus_per_node=2, memory_gb=1.5,
                          dashboard_port=free_port(), metrics_export_port=free_port())
+    from ray.util import get_node_ip_address
+
+    taken = socket.socket()  # bound as the agent binds: the node's address, SO_REUSEADDR
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        try:
+            taken.bind((get_node_ip_address(), 52365))  # DEFAULT_DASHBOARD_AGENT_LISTEN_PORT
+            taken.listen()
+        except OSError:  # already held (another Ray here): the same condition
+            pass
         local.start()
         yield local
     finally:
         local.stop()
+        taken.close()
         if saved is None:
             os.environ.pop("RAY_metrics_report_interval_ms", None)
         else:
