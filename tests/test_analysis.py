@@ -227,8 +227,8 @@ def real_pair(tmp_path_factory, local_ray):
             "scheduler": {"name": "asha", "grace_period_epochs": 1, "reduction_factor": 2},
             "samples": 6, "max_concurrent_trials": 2, "seed": 0,
             "space": {"name": "cifar_cnn", "overrides": {"num_conv_layers": {"high": 2}}},
-            "data": {"name": "fashion_mnist", "root": str(root), "train_size": 1000,
-                     "val_size": 500, "test_size": 200},
+            "data": {"name": "fashion_mnist", "root": str(root), "train_size": 400,
+                     "val_size": 200, "test_size": 100},
             "train": {"epochs": 3, "batch_size": 50}, "storage": str(tmp / "results")})
         dirs.append(run_experiment(spec, quiet=True))
     return dirs

@@ -66,10 +66,12 @@ def _forge_unpaired_search_state(directory: Path) -> None:
         cloudpickle.dumps({**gen_state, "finished": True}))
 
 
-@pytest.mark.parametrize("searcher", ["evolution", "optuna", "user"])
+@pytest.mark.parametrize("searcher", ["optuna", "user"])
 def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, searcher):
-    """``user``: the example project's own trainable (it checkpoints each epoch) and the space
-    written in its experiment file, searched by evolution."""
+    """``optuna``: the built-in CNN, and a forged later search state beside the snapshot.
+    ``user``: the example project's own trainable (it checkpoints each epoch) and the space
+    written in its experiment file, searched by evolution (whose saved outcomes the resumed
+    search must keep)."""
     root = write_idx(tmp_path / "fm", n_train=400, n_test=100)
     experiment = {
         "name": "kill", "trainable": "cifar_cnn", "searcher": searcher, "scheduler": "fifo",
@@ -77,9 +79,8 @@ def test_sigkill_of_the_driver_then_resume_keeps_every_trial_once(tmp_path, sear
         "space": {"name": "cifar_cnn", "overrides": {"num_conv_layers": {"high": 2}}},
         "data": {"name": "fashion_mnist", "root": str(root), "val_size": 100, "test_size": 100},
         "train": {"epochs": 2, "batch_size": 50}, "storage": str(tmp_path / "results")}
-    if searcher in ("evolution", "user"):
-        experiment["searcher"] = {"name": "evolution", "population_size": 4, "sample_size": 2}
     if searcher == "user":
+        experiment["searcher"] = {"name": "evolution", "population_size": 4, "sample_size": 2}
         example = ROOT / "examples" / "user_model"
         for key in ("data", "train", "space", "trainable"):
             del experiment[key]

@@ -61,16 +61,18 @@ def test_incumbent_is_the_best_observed_not_the_best_true():
     assert list(incumbent_curve(history)) == [60.0, 60.0, 71.5]
 
 
-@pytest.mark.parametrize("name", ["optuna", "evolution", "rl", "qlearning"])
-def test_searchers_beat_random_search(name):
-    """Mean over 6 seeds of the true accuracy of the incumbent after 200 evaluations."""
+@pytest.mark.parametrize(("name", "evals"),
+                         [("optuna", 200), ("evolution", 200), ("rl", 100), ("qlearning", 200)])
+def test_searchers_beat_random_search(name, evals):
+    """Mean over 6 seeds of the true accuracy of the incumbent after ``evals`` evaluations (RL's
+    controller costs about 50 ms a proposal, so it is held to the shorter budget)."""
     table = nb201_objective(load_nb201("cifar100"))
 
     def mean_final(searcher_name: str) -> float:
         finals = []
         for seed in range(6):
             history = simulate(_searcher(searcher_name, seed), table, workers=4,
-                               max_evals=200, seed=seed)
+                               max_evals=evals, seed=seed)
             finals.append(incumbent_curve(history)[-1])
         return float(np.mean(finals))
 
