@@ -62,7 +62,7 @@ def settings_for(job: dict):
         cells_per_stage=job["cells"], alpha_lr=job["alpha_lr"], order=job["order"],
         remedy=job["remedy"], beta_reg_weight=job["beta_reg_weight"],
         aux_skip_decay=job["aux_skip_decay"], weight_steps=job["weight_steps"],
-        seed=job["seed"],
+        augment=job["augment"], seed=job["seed"],
         nb201_dataset="cifar100")
 
 
@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--aux-skip-decay", choices=("linear", "none"), default="linear")
     parser.add_argument("--weight-steps", type=int, default=1,
                         help="weight steps per alpha step (default 1, DARTS's alternation)")
+    parser.add_argument("--augment", action="store_true",
+                        help="random crop and flip of every batch (DARTS's CIFAR search code)")
     parser.add_argument("--dataset", choices=("cifar10", "fashion_mnist"), default="cifar10")
     parser.add_argument("--root", default=None, help="data.root (default: CIFAR-10 converted "
                         "from ../shared/data, or ../shared/data/fashion-mnist)")
@@ -177,7 +179,7 @@ def main() -> None:
             "val_size": 1000 if gpu else 2000, "epochs": args.epochs or (50 if gpu else 20),
             "alpha_lr": args.alpha_lr or (3e-4 if gpu else 3e-3),
             "beta_reg_weight": args.beta_reg_weight, "aux_skip_decay": args.aux_skip_decay,
-            "weight_steps": args.weight_steps}
+            "weight_steps": args.weight_steps, "augment": args.augment}
     methods = args.methods.split(",")
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -197,7 +199,8 @@ def main() -> None:
           f"N={base['cells']}; train_size {base['train_size'] or 'all'} (half trains w, half "
           f"alpha), val {base['val_size']}; batch {base['batch_size']}; {base['epochs']} epochs; "
           f"alpha_lr {base['alpha_lr']:g}; {base['weight_steps']} weight step(s) per alpha "
-          f"step; beta_reg_weight {base['beta_reg_weight']:g}; "
+          f"step; {'random crop and flip' if base['augment'] else 'no augmentation'}; "
+          f"beta_reg_weight {base['beta_reg_weight']:g}; "
           f"{base['threads']} torch thread(s) per run, {args.jobs} run(s) at a time; "
           f"seeds {args.seeds}")
     print("\n| order | image size | alpha steps per second | 20,000 steps take (min) |\n"

@@ -195,6 +195,36 @@ def test_weight_steps_take_that_many_weight_batches_per_alpha_step(tmp_path, mon
         DartsSettings(weight_steps=0)
 
 
+def test_crop_flip_gives_each_image_a_padded_crop_and_maybe_a_flip():
+    from trainables.darts import crop_flip
+
+    x = torch.rand(64, 2, 5, 6)
+    out = crop_flip(x, 1, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    padded = F.pad(x, (1, 1, 1, 1))
+    seen = set()
+    for i in range(len(x)):
+        crops = {(dy, dx): padded[i, :, dy:dy + 5, dx:dx + 6] for dy in range(3)
+                 for dx in range(3)}
+        found = [(dy, dx, flip) for (dy, dx), crop in crops.items() for flip in (0, 1)
+                 if torch.equal(out[i], crop.flip(-1) if flip else crop)]
+        assert found, i  # every output image is one crop of its padded image, flipped or not
+        seen.update(found)
+    assert len({f for _, _, f in seen}) == 2 and len({(dy, dx) for dy, dx, _ in seen}) > 5
+
+
+def test_augment_changes_the_batches_and_only_when_asked(tmp_path):
+    plain, again = _run(tmp_path, epochs=1), _run(tmp_path, epochs=1)
+    augmented = _run(tmp_path, epochs=1, augment=True)
+    idx = torch.arange(8)
+    assert torch.equal(plain._batch(plain.x_w, idx), plain.x_w[idx])
+    assert not torch.equal(augmented._batch(augmented.x_w, idx), augmented.x_w[idx])
+    for run in (plain, again, augmented):
+        run.train_epoch()
+    assert torch.equal(plain.architect.alphas, again.architect.alphas)  # seeded
+    assert not torch.equal(plain.architect.alphas, augmented.architect.alphas)
+
+
 def test_early_stop_keeps_the_cell_before_two_skips(tmp_path):
     run = _run(tmp_path, epochs=2, remedy="early_stop", max_skip=2)
     conv, skip = NB201_OPS.index("nor_conv_3x3"), NB201_OPS.index("skip_connect")

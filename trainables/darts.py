@@ -59,7 +59,7 @@ from trainables.cells import OPS, CellNetwork
 from trainables.data import DataSettings, load_splits
 from trainables.loop import batches, setup_device, train_epochs
 
-__all__ = ["PARAMETER_FREE", "Architect", "DartsSettings", "MixedOp", "SearchCell",
+__all__ = ["PARAMETER_FREE", "Architect", "DartsSettings", "MixedOp", "SearchCell", "crop_flip",
            "derive_genotype", "genotype_counts", "make_supernet", "parameter_free_share",
            "train_darts"]
 
@@ -208,6 +208,22 @@ class Architect:
         self.steps += 1
 
 
+def crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of the batch ``x`` (N, C, H, W) zero-padded by ``pad`` on every side, cropped
+    back to H x W at a random offset and flipped left-right with probability 1/2, on x's
+    device (offsets drawn from the CPU ``generator``)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    cols = torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]  # (N, W)
+    rows = torch.arange(h, device=x.device) + dy[:, None]  # (N, H)
+    n_idx = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[n_idx, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.contiguous_format)
+
+
 @dataclass(frozen=True)
 class DartsSettings:
     """Settings of one DARTS search (a config's ``order``/``remedy``/``seed`` override them)."""
@@ -233,6 +249,9 @@ class DartsSettings:
     beta_reg_weight: float = 10.0  # beta_reg: the Beta-Decay term's weight at the last epoch
     weight_steps: int = 1  # weight steps per alpha step, each on its own batch (an epoch is one
     # pass over the alpha half, so ``weight_steps`` passes over the weight half)
+    augment: bool = False  # each batch of both halves randomly cropped (zero padding of an
+    # eighth of the side: 4 pixels at 32x32) and flipped left-right, as DARTS's and DARTS-'s
+    # CIFAR search code do; off: the images as loaded
     nb201_dataset: Literal["cifar10", "cifar100", "imagenet"] | None = "cifar100"  # lookup
     seed: int = 0
 
@@ -352,18 +371,27 @@ class DartsRun:
         first weight batch), then a weight step on each of the weight half's batches ``idx_w``;
         the weights' mean training loss."""
         idx_ws = [idx_w] if isinstance(idx_w, torch.Tensor) else list(idx_w)
-        train = (self.x_w[idx_ws[0]], self.y_w[idx_ws[0]])
-        self.architect.step(train, (self.x_a[idx_a], self.y_a[idx_a]), beta, reg_weight)
+        xs_w = [self._batch(self.x_w, idx) for idx in idx_ws]
+        train = (xs_w[0], self.y_w[idx_ws[0]])
+        self.architect.step(train, (self._batch(self.x_a, idx_a), self.y_a[idx_a]), beta,
+                            reg_weight)
         weights = self.architect.weights().detach()
         total = 0.0
-        for idx in idx_ws:
-            loss = F.cross_entropy(self.model(self.x_w[idx], (weights, beta)), self.y_w[idx])
+        for x, idx in zip(xs_w, idx_ws):
+            loss = F.cross_entropy(self.model(x, (weights, beta)), self.y_w[idx])
             self.w_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
             self.w_optimizer.step()
             total += float(loss.detach())
         return total / len(idx_ws)
+
+    def _batch(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The images ``x[idx]``, cropped and flipped at random when ``augment``."""
+        batch = x[idx]
+        if self.settings.augment:
+            batch = crop_flip(batch, max(1, batch.shape[-1] // 8), self.generator)
+        return batch
 
     def update_genotype(self) -> None:
         """Derive the cell after an epoch; DARTS+ (``early_stop``) stops the search instead
