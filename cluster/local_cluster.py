@@ -28,10 +28,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LocalCluster"]
+__all__ = ["LocalCluster", "free_port"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A TCP port free on this machine now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,7 +72,7 @@ class LocalCluster:
         return {"num_cpus": self.cpus_per_node, "num_gpus": gpus,
                 "memory": int(self.memory_gb * 2**30),
                 "object_store_memory": int(self.object_store_gb * 2**30),
-                "dashboard_agent_listen_port": _free_port()}
+                "dashboard_agent_listen_port": free_port()}
 
     def start(self) -> LocalCluster:
         from ray.cluster_utils import Cluster

@@ -15,17 +15,11 @@ import pytest
 import yaml
 
 from cluster.cli import main
-from cluster.local_cluster import LocalCluster
+from cluster.local_cluster import LocalCluster, free_port
 from cluster.runner import storage_warning
 from cluster.spec import spec_from_mapping
 
 TESTS = str(Path(__file__).resolve().parent)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
