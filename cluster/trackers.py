@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.air.integrations.wandb import WandbLoggerCallback
+from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 from ray.tune.logger import TBXLoggerCallback
 
 from cluster.tracking import MLFLOW_FOLDER, MlflowOptions, TensorboardOptions, WandbOptions
 from results import Location
 
-__all__ = ["NestedMlflowCallback", "WandbCallback", "mlflow_callback", "tensorboard_callback",
-           "wandb_callback"]
+__all__ = ["FlushingWandbActor", "NestedMlflowCallback", "WandbCallback", "mlflow_callback",
+           "tensorboard_callback", "wandb_callback"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,28 @@ def mlflow_callback(options: MlflowOptions, spec: Any) -> NestedMlflowCallback:
         parent_params={k: v for k, v in params.items() if v is not None})
 
 
+class FlushingWandbActor(_WandbLoggingActor):
+    """Ray's W&B logging actor (one per trial), whose ``run`` returns only once W&B's service
+    process has written the run's files and exited.
+
+    Ray kills the actor, and that process with it, as soon as ``run`` returns; ``wandb.finish``
+    can return before the service has written an offline run's file, which then holds only
+    its 7-byte header (seen on a loaded machine). ``wandb.teardown`` waits for the service."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self._wandb.teardown()
+
+
 class WandbCallback(WandbLoggerCallback):
     """Ray's W&B logger (one W&B run per trial, in a logging actor beside the driver), which
     in offline mode needs no API key: Ray's setup asks for one unless ``WANDB_MODE`` says
-    offline, so setup says so for its duration."""
+    offline, so setup says so for its duration. Its actors finish writing before Ray kills
+    them (:class:`FlushingWandbActor`)."""
+
+    _logger_actor_cls = FlushingWandbActor
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         folder = self.kwargs.get("dir")

@@ -4,7 +4,11 @@ TensorBoard events, MLflow runs and W&B offline runs are read back with each too
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -324,6 +328,67 @@ def test_every_tracker_records_every_trial(tmp_path, local_ray, no_tracking_env)
                    if r.WhichOneof("record_type") == "history"]
         assert [h.get("training_iteration") for h in history] == [1, 2, 3, 4], history
         assert [h["val_acc"] for h in history] == pytest.approx(expected)
+
+
+# One trial's W&B logging actor, run in a fresh process that then does what Ray does when the
+# actor's `run` returns: kill the process's children (W&B's service among them), then exit.
+_WANDB_ACTOR_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from ray.air.integrations.wandb import _QueueItem, _WandbLoggingActor
+    from cluster.trackers import FlushingWandbActor
+
+    class Queue:
+        def __init__(self, items):
+            self.items = list(items)
+
+        def get(self):
+            return self.items.pop(0)
+
+    def children(pid):  # from /proc: every process whose parent is pid, and theirs
+        found = []
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if parent == pid:
+                found += [int(entry), *children(int(entry))]
+        return found
+
+    actor_cls = {"flushing": FlushingWandbActor, "ray": _WandbLoggingActor}[sys.argv[2]]
+    results = [(_QueueItem.RESULT, {"val_acc": e / 10, "training_iteration": e}) for e in (1, 2)]
+    actor = actor_cls(logdir=sys.argv[1], queue=Queue([*results, (_QueueItem.END, None)]),
+                      exclude=[], to_config=[], project="p", group="g", name="t",
+                      mode="offline", dir=sys.argv[1])
+    actor.run()
+    left = children(os.getpid())
+    print(len(left), "processes left")
+    for child in left:
+        os.kill(child, signal.SIGKILL)
+    os._exit(0)
+""")
+
+
+@pytest.mark.slow
+def test_a_wandb_run_file_is_complete_when_its_logging_actor_returns(tmp_path):
+    """Ray kills a trial's W&B actor, and W&B's service process with it, once the actor's
+    `run` returns; by then the service must have written the run file and exited (Ray's own
+    actor leaves it running, and on a loaded machine its file once held only its header)."""
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _WANDB_ACTOR_SCRIPT, str(tmp_path), "flushing"],
+                          cwd=repo, env={**os.environ, "WANDB_MODE": "offline",
+                                         "WANDB_SILENT": "true", "PYTHONPATH": str(repo)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "0", done.stdout  # W&B's service exited before `run` returned
+    files = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    records = list(_wandb_records(files[0]))
+    assert any(r.WhichOneof("record_type") == "run" for r in records), files[0].stat().st_size
+    history = [_items(r.history.item) for r in records
+               if r.WhichOneof("record_type") == "history"]
+    assert [h["val_acc"] for h in history] == pytest.approx([0.1, 0.2])
 
 
 @pytest.mark.ray
