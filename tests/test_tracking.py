@@ -334,7 +334,7 @@ def test_every_tracker_records_every_trial(tmp_path, local_ray, no_tracking_env)
 # actor's `run` returns: kill the process's children (W&B's service among them), then exit.
 _WANDB_ACTOR_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from ray.air.integrations.wandb import _QueueItem, _WandbLoggingActor
+    from ray.air.integrations.wandb import _QueueItem
     from cluster.trackers import FlushingWandbActor
 
     class Queue:
@@ -356,11 +356,11 @@ _WANDB_ACTOR_SCRIPT = textwrap.dedent("""
                 found += [int(entry), *children(int(entry))]
         return found
 
-    actor_cls = {"flushing": FlushingWandbActor, "ray": _WandbLoggingActor}[sys.argv[2]]
     results = [(_QueueItem.RESULT, {"val_acc": e / 10, "training_iteration": e}) for e in (1, 2)]
-    actor = actor_cls(logdir=sys.argv[1], queue=Queue([*results, (_QueueItem.END, None)]),
-                      exclude=[], to_config=[], project="p", group="g", name="t",
-                      mode="offline", dir=sys.argv[1])
+    actor = FlushingWandbActor(logdir=sys.argv[1],
+                               queue=Queue([*results, (_QueueItem.END, None)]), exclude=[],
+                               to_config=[], project="p", group="g", name="t", mode="offline",
+                               dir=sys.argv[1])
     actor.run()
     left = children(os.getpid())
     print(len(left), "processes left")
@@ -376,7 +376,7 @@ def test_a_wandb_run_file_is_complete_when_its_logging_actor_returns(tmp_path):
     `run` returns; by then the service must have written the run file and exited (Ray's own
     actor leaves it running, and on a loaded machine its file once held only its header)."""
     repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", _WANDB_ACTOR_SCRIPT, str(tmp_path), "flushing"],
+    done = subprocess.run([sys.executable, "-c", _WANDB_ACTOR_SCRIPT, str(tmp_path)],
                           cwd=repo, env={**os.environ, "WANDB_MODE": "offline",
                                          "WANDB_SILENT": "true", "PYTHONPATH": str(repo)},
                           capture_output=True, text=True, timeout=120, check=False)
