@@ -112,13 +112,18 @@ def cmd_darts(args: argparse.Namespace) -> int:
         print(table.to_string(float_format="{:.4g}".format, na_rep="-"))
         ties = undecided(table)
         if len(ties):
-            print(f"\n{len(ties)} of {len(table)} derived cells are near-ties (alpha_margin < "
-                  f"{UNDECIDED_MARGIN}: on some edge the two strongest ops' weights differ by "
-                  "less), so noise chose an op there; more alpha steps (train.epochs, or a larger "
-                  "train.alpha_lr) let the search decide"
+            first = ties[(ties["remedy"] == "early_stop") & (ties["epochs"] == 1)] if {
+                "remedy", "epochs"} <= set(ties.columns) else ties.iloc[0:0]
+            print(f"\n{len(ties)} of {len(table)} derived cells are near-ties (genotype_margin < "
+                  f"{UNDECIDED_MARGIN}: on some edge the two strongest ops' weights differed by "
+                  "less when the cell was derived), so noise chose an op there; more alpha steps "
+                  "(train.epochs, or a larger train.alpha_lr) let the search decide"
                   + ("; beta_reg holds the alphas close together by design, so its margins stay "
-                     "small." if "remedy" in ties and (ties["remedy"] == "beta_reg").any()
-                     else "."))
+                     "small" if "remedy" in ties and (ties["remedy"] == "beta_reg").any()
+                     else "")
+                  + (f"; {len(first)} early_stop (DARTS+) search(es) stopped at their first "
+                     "epoch and kept the cell of the initial, untrained alphas" if len(first)
+                     else "") + ".")
         if not args.train_cells:
             return 0
         cells = usable_cells(table)

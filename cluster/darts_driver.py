@@ -54,7 +54,8 @@ def derived_cells(experiment: ExperimentDir) -> pd.DataFrame | None:
     last = iterations.sort_values("iteration").groupby("trial_id").tail(1)
     settings = [c for c in (*DARTS_SETTINGS, "status", "epochs") if c in trials.columns]
     searched = [c for c in ("genotype", "nb201_val_acc", "val_acc", "skip_count", "alpha_steps",
-                            "param_free_share", "alpha_margin") if c in last.columns]
+                            "param_free_share", "alpha_margin", "genotype_margin")
+                if c in last.columns]
     table = trials.set_index("trial_id")[settings].join(last.set_index("trial_id")[searched])
     table.columns = [c.removeprefix("config/") for c in table.columns]
     return table
@@ -65,11 +66,14 @@ UNDECIDED_MARGIN = 0.01
 
 
 def undecided(table: pd.DataFrame) -> pd.DataFrame:
-    """The supernets whose derived cell was a near-tie on some edge (``alpha_margin`` below
-    :data:`UNDECIDED_MARGIN`): noise, not the search, picked an op there."""
-    if "alpha_margin" not in table.columns:
+    """The supernets whose derived cell was a near-tie on some edge when it was derived
+    (``genotype_margin`` below :data:`UNDECIDED_MARGIN`; ``alpha_margin``, the last alphas',
+    for results written before hpnas reported it): noise, not the search, picked an op there.
+    A DARTS+ search stopped by its first epoch keeps the initial alphas' cell, always one."""
+    column = next((c for c in ("genotype_margin", "alpha_margin") if c in table.columns), None)
+    if column is None:
         return table.iloc[0:0]
-    return table[table["alpha_margin"] < UNDECIDED_MARGIN]
+    return table[table[column] < UNDECIDED_MARGIN]
 
 
 def usable_cells(table: pd.DataFrame) -> list[str]:

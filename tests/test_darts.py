@@ -238,12 +238,39 @@ def test_early_stop_keeps_the_cell_before_two_skips(tmp_path):
         run.architect.alphas[:2, skip] = 2.0
     run.update_genotype()
     assert run.stopped and run.genotype == before
+    assert run.genotype_margin == pytest.approx(decision_margin(torch.softmax(
+        torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0]]), -1)))  # the kept cell's alphas, not the last
     plain = _run(tmp_path, epochs=2)
     with torch.no_grad():
         plain.architect.alphas.zero_()
         plain.architect.alphas[:, skip] = 1.0
     plain.update_genotype()
     assert plain.genotype.count("skip_connect") == 6 and not plain.stopped
+    assert plain.genotype_margin == plain.alpha_metrics()["alpha_margin"]
+
+
+def test_early_stop_at_the_first_epoch_keeps_the_initial_cell_and_says_it_is_a_near_tie(
+        tmp_path):
+    """DARTS+ stopped by its first epoch keeps the cell of the initial alphas (about 1e-3
+    apart): its ``genotype_margin`` is theirs, so ``hpnas darts`` reports it as decided by noise
+    even though the trained alphas' margin is large."""
+    from cluster.darts_driver import undecided
+
+    run = _run(tmp_path, epochs=3, remedy="early_stop", max_skip=2)
+    initial, initial_margin = run.genotype, run.genotype_margin
+    assert initial_margin < 0.01
+    with torch.no_grad():
+        run.architect.alphas[:, NB201_OPS.index("skip_connect")] += 3.0
+    run.update_genotype()
+    assert run.stopped and run.genotype == initial and run.genotype_margin == initial_margin
+    assert run.alpha_metrics()["alpha_margin"] > 0.5
+    again = _run(tmp_path, epochs=3, remedy="early_stop", max_skip=2)
+    again.load(run.state())  # the margin survives a checkpoint
+    assert again.genotype_margin == initial_margin
+    table = pd.DataFrame({"remedy": ["early_stop", "none"], "epochs": [1, 3],
+                          "alpha_margin": [0.9, 0.3], "genotype_margin": [initial_margin, 0.3]})
+    assert undecided(table)["remedy"].tolist() == ["early_stop"]
+    assert undecided(table.drop(columns="genotype_margin")).empty  # older results: last alphas
 
 
 @pytest.mark.ray
@@ -281,6 +308,7 @@ def test_darts_driver_end_to_end(tmp_path, local_ray, capsys):
     assert iterations["param_free_share"].between(0, 1).all()
     assert iterations["param_free_ops"].between(0, 6).all()
     assert (iterations["alpha_margin"] >= 0).all()
+    assert (iterations["genotype_margin"] >= 0).all()
     assert "near-ties" in out  # 4 alpha steps decide nothing
     aux = iterations[iterations["trial_id"].isin(
         trials.loc[trials["config/remedy"] == "aux_skip", "trial_id"])]

@@ -298,6 +298,9 @@ class DartsRun:
         self.epoch = 0
         self.stopped = False
         self.genotype = derive_genotype(self.architect.alphas.detach())
+        # The margin of the alphas that derived ``genotype``: after a DARTS+ stop that is the
+        # epoch before's (the initial, untrained alphas' when the first epoch stopped it).
+        self.genotype_margin = decision_margin(self.architect.weights().detach())
         self.trained_beta = self.beta_for(0)
 
     def beta_for(self, epoch: int) -> float:
@@ -326,6 +329,7 @@ class DartsRun:
                 "w_scheduler": self.w_scheduler.state_dict(),
                 "generator": self.generator.get_state(), "epoch": self.epoch,
                 "stopped": self.stopped, "genotype": self.genotype,
+                "genotype_margin": self.genotype_margin,
                 "trained_beta": self.trained_beta, "alpha_steps": self.architect.steps}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -338,6 +342,9 @@ class DartsRun:
         self.generator.set_state(state["generator"])
         self.epoch, self.stopped = int(state["epoch"]), bool(state["stopped"])
         self.genotype = state["genotype"]
+        # Checkpoints from before the field: the current alphas' margin (what was reported).
+        self.genotype_margin = float(state.get(
+            "genotype_margin", decision_margin(self.architect.weights().detach())))
         self.trained_beta = float(state["trained_beta"])
         # Checkpoints from before the count: Adam's own step count is the same number.
         adam = state["a_optimizer"]["state"].get(0, {})
@@ -402,6 +409,7 @@ class DartsRun:
             self.stopped = True
         else:
             self.genotype = current
+            self.genotype_margin = decision_margin(self.architect.weights().detach())
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -469,7 +477,8 @@ def train_darts(config: dict[str, Any], settings: dict[str, Any] | DartsSettings
         return {
             M.VAL_ACC: val_acc, M.VAL_LOSS: val_loss, M.TRAIN_LOSS: train_loss,
             M.EPOCH: run.epoch, M.EPOCH_S: time.perf_counter() - start,
-            "genotype": run.genotype, **genotype_counts(run.genotype),
+            "genotype": run.genotype, "genotype_margin": run.genotype_margin,
+            **genotype_counts(run.genotype),
             "stopped_early": run.stopped, "beta": run.trained_beta,
             **_lookup(parsed, run.genotype), **run.alpha_metrics(),
         }
