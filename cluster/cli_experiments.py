@@ -74,12 +74,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_darts(args: argparse.Namespace) -> int:
     """DARTS driver: supernets in parallel (a grid over the `darts` space), then their cells."""
     from cluster.darts_driver import (
-        UNDECIDED_MARGIN,
         cells_directory,
         cells_spec,
         darts_spec,
         derived_cells,
-        undecided,
+        near_tie_note,
         usable_cells,
     )
     from cluster.runner import check_fresh
@@ -110,20 +109,9 @@ def cmd_darts(args: argparse.Namespace) -> int:
         print(f"\n{spec.directory}: derived cells (NAS-Bench-201 accuracy is the table's "
               "seed-averaged validation accuracy of the cell):")
         print(table.to_string(float_format="{:.4g}".format, na_rep="-"))
-        ties = undecided(table)
-        if len(ties):
-            first = ties[(ties["remedy"] == "early_stop") & (ties["epochs"] == 1)] if {
-                "remedy", "epochs"} <= set(ties.columns) else ties.iloc[0:0]
-            print(f"\n{len(ties)} of {len(table)} derived cells are near-ties (genotype_margin < "
-                  f"{UNDECIDED_MARGIN}: on some edge the two strongest ops' weights differed by "
-                  "less when the cell was derived), so noise chose an op there; more alpha steps "
-                  "(train.epochs, or a larger train.alpha_lr) let the search decide"
-                  + ("; beta_reg holds the alphas close together by design, so its margins stay "
-                     "small" if "remedy" in ties and (ties["remedy"] == "beta_reg").any()
-                     else "")
-                  + (f"; {len(first)} early_stop (DARTS+) search(es) stopped at their first "
-                     "epoch and kept the cell of the initial, untrained alphas" if len(first)
-                     else "") + ".")
+        note = near_tie_note(table)
+        if note:
+            print(f"\n{note}")
         if not args.train_cells:
             return 0
         cells = usable_cells(table)

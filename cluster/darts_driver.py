@@ -18,7 +18,7 @@ from results import ExperimentDir
 from results.report import DARTS_SETTINGS
 
 __all__ = ["DEFAULTS", "UNDECIDED_MARGIN", "cells_directory", "cells_spec", "darts_spec",
-           "derived_cells", "undecided", "usable_cells"]
+           "derived_cells", "near_tie_note", "undecided", "usable_cells"]
 
 # A grid over the `darts` space's order and remedy, at one seed, each supernet run out.
 DEFAULTS: dict[str, Any] = {"trainable": "darts", "searcher": "grid", "scheduler": "fifo",
@@ -74,6 +74,26 @@ def undecided(table: pd.DataFrame) -> pd.DataFrame:
     if column is None:
         return table.iloc[0:0]
     return table[table[column] < UNDECIDED_MARGIN]
+
+
+def near_tie_note(table: pd.DataFrame) -> str | None:
+    """What ``hpnas darts`` says about the :func:`undecided` cells of ``table``, if any."""
+    ties = undecided(table)
+    if ties.empty:
+        return None
+    note = (f"{len(ties)} of {len(table)} derived cells are near-ties (genotype_margin < "
+            f"{UNDECIDED_MARGIN}: on some edge the two strongest ops' weights differed by less "
+            "when the cell was derived), so noise chose an op there; more alpha steps "
+            "(train.epochs, or a larger train.alpha_lr) let the search decide")
+    remedy = ties["remedy"] if "remedy" in ties.columns else pd.Series(dtype=object)
+    if (remedy == "beta_reg").any():
+        note += "; beta_reg holds the alphas close together by design, so its margins stay small"
+    if "epochs" in ties.columns:
+        first = int(((remedy == "early_stop") & (ties["epochs"] == 1)).sum())
+        if first:
+            note += (f"; {first} early_stop (DARTS+) search(es) stopped at the first epoch and "
+                     "kept the cell of the initial, untrained alphas")
+    return note + "."
 
 
 def usable_cells(table: pd.DataFrame) -> list[str]:

@@ -254,7 +254,7 @@ def test_early_stop_at_the_first_epoch_keeps_the_initial_cell_and_says_it_is_a_n
     """DARTS+ stopped by its first epoch keeps the cell of the initial alphas (about 1e-3
     apart): its ``genotype_margin`` is theirs, so ``hpnas darts`` reports it as decided by noise
     even though the trained alphas' margin is large."""
-    from cluster.darts_driver import undecided
+    from cluster.darts_driver import near_tie_note, undecided
 
     run = _run(tmp_path, epochs=3, remedy="early_stop", max_skip=2)
     initial, initial_margin = run.genotype, run.genotype_margin
@@ -271,6 +271,10 @@ def test_early_stop_at_the_first_epoch_keeps_the_initial_cell_and_says_it_is_a_n
                           "alpha_margin": [0.9, 0.3], "genotype_margin": [initial_margin, 0.3]})
     assert undecided(table)["remedy"].tolist() == ["early_stop"]
     assert undecided(table.drop(columns="genotype_margin")).empty  # older results: last alphas
+    note = near_tie_note(table)
+    assert note.startswith("1 of 2 derived cells are near-ties") and "1 early_stop (DARTS+)" in note
+    assert near_tie_note(table.assign(epochs=[2, 3])).count("early_stop") == 0  # a later stop
+    assert near_tie_note(table.assign(genotype_margin=[0.2, 0.3])) is None
 
 
 @pytest.mark.ray
