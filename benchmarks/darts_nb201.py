@@ -93,6 +93,7 @@ def search(job: dict) -> dict:
             "nb201": table.mean_val_acc(space.from_arch(run.genotype)),
             "param_free_share": metrics["param_free_share"],
             "param_free_ops": counts["param_free_ops"], "alpha_margin": metrics["alpha_margin"],
+            "genotype_margin": run.genotype_margin,
             "skips": counts["skip_count"]})
     return {**job, "records": records, "wall_s": time.perf_counter() - start}
 
