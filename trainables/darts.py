@@ -297,10 +297,7 @@ class DartsRun:
                                    generator=self.generator, device=device)
         self.epoch = 0
         self.stopped = False
-        self.genotype = derive_genotype(self.architect.alphas.detach())
-        # The margin of the alphas that derived ``genotype``: after a DARTS+ stop that is the
-        # epoch before's (the initial, untrained alphas' when the first epoch stopped it).
-        self.genotype_margin = decision_margin(self.architect.weights().detach())
+        self.genotype, self.genotype_margin = self.derived()
         self.trained_beta = self.beta_for(0)
 
     def beta_for(self, epoch: int) -> float:
@@ -343,8 +340,8 @@ class DartsRun:
         self.epoch, self.stopped = int(state["epoch"]), bool(state["stopped"])
         self.genotype = state["genotype"]
         # Checkpoints from before the field: the current alphas' margin (what was reported).
-        self.genotype_margin = float(state.get(
-            "genotype_margin", decision_margin(self.architect.weights().detach())))
+        self.genotype_margin = float(state["genotype_margin"] if "genotype_margin" in state
+                                     else self.derived()[1])
         self.trained_beta = float(state["trained_beta"])
         # Checkpoints from before the count: Adam's own step count is the same number.
         adam = state["a_optimizer"]["state"].get(0, {})
@@ -400,16 +397,22 @@ class DartsRun:
             batch = crop_flip(batch, max(1, batch.shape[-1] // 8), self.generator)
         return batch
 
+    def derived(self) -> tuple[str, float]:
+        """The current alphas' cell and their :func:`decision_margin`. The kept pair
+        (``genotype``, ``genotype_margin``) is one of these: after a DARTS+ stop the epoch
+        before's (the initial, untrained alphas' when the first epoch stopped it)."""
+        return (derive_genotype(self.architect.alphas.detach()),
+                decision_margin(self.architect.weights().detach()))
+
     def update_genotype(self) -> None:
         """Derive the cell after an epoch; DARTS+ (``early_stop``) stops the search instead
         when that cell has ``max_skip`` skip connections, keeping the one before."""
-        current = derive_genotype(self.architect.alphas.detach())
+        current, margin = self.derived()
         if (self.settings.remedy == "early_stop"
                 and current.count("skip_connect") >= self.settings.max_skip):
             self.stopped = True
         else:
-            self.genotype = current
-            self.genotype_margin = decision_margin(self.architect.weights().detach())
+            self.genotype, self.genotype_margin = current, margin
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
