@@ -44,9 +44,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cluster.runner import RunError, run_experiment
 
     joined = args.address or os.environ.get("RAY_ADDRESS")
-    print(f"hpnas: {describe(spec)}"
-          f"{f' (Ray cluster {joined})' if joined else ' (embedded Ray; dashboard on 127.0.0.1)'}",
-          flush=True)
+    where = (f"Ray cluster {joined}" if joined else "embedded Ray"
+             + ("" if args.no_dashboard else "; dashboard on 127.0.0.1"))
+    print(f"hpnas: {describe(spec)} ({where})", flush=True)
     try:
         directory = run_experiment(spec, address=args.address, dashboard=not args.no_dashboard,
                                    progress_interval_s=args.progress_interval,

@@ -97,6 +97,7 @@ def test_ctrl_c_exits_130_and_the_directory_resumes(tmp_path, moment):
     text = log.read_text()
     assert f"hpnas: interrupted; continue with `hpnas resume {directory}`" in text
     assert "Traceback" not in text and "Tuner.restore" not in text
+    assert "(embedded Ray)" in text and "dashboard on" not in text  # --no-dashboard: none
     assert (directory / "hpnas.yaml").is_file()
     if moment != "ray start-up":  # the trials it cut are not failed: the resume runs them
         last = [line for line in text.splitlines() if "| finished " in line][-1]
