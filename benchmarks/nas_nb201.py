@@ -3,7 +3,8 @@
 Each searcher (the registered ``Searcher`` objects, default options unless ``--options``) runs
 in the simulator (``search/simulator.py``) against the NAS-Bench-201 CIFAR-100 table: each
 evaluation is told one training seed's validation accuracy (drawn at random) and takes that
-cell's table training time of simulated wall-clock, with ``W`` simulated workers. After 50,
+cell's table training time of simulated wall-clock (``--equal-times``: one simulated second
+each, so results come back in the order proposed), with ``W`` simulated workers. After 50,
 100, 200 and 500 evaluations the table gives the *true* (seed-averaged) validation accuracy of
 the best architecture found so far (the best by what the searcher was told), mean and standard
 deviation over the seeds. The best possible is 73.49.
@@ -16,6 +17,7 @@ It also measures the wall time per evaluation through the simulator and through 
     .venv/bin/python benchmarks/nas_nb201.py --seeds 100 --first-seed 1000 --real 0
     .venv/bin/python benchmarks/nas_nb201.py --workers 8 --evals 100 --searchers qlearning \
         --options 'qlearning={"q_lambda": 0}' --real 0
+    .venv/bin/python benchmarks/nas_nb201.py --workers 8 --evals 100 --equal-times --real 0
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ CHECKPOINTS = (50, 100, 200, 500)
 SEARCHERS = ("random", "optuna", "evolution", "rl", "qlearning", "local_search")
 
 
-def run_one(args: tuple[str, int, int, int, dict]) -> tuple[str, int, int, np.ndarray, float]:
-    """One search: (searcher, workers, seed, max_evals, options) -> incumbent curve and
-    seconds."""
+def run_one(args: tuple[str, int, int, int, dict, bool]
+            ) -> tuple[str, int, int, np.ndarray, float]:
+    """One search: (searcher, workers, seed, max_evals, options, equal_times) -> incumbent curve
+    and seconds."""
     import torch
 
     from search import make_searcher
@@ -44,12 +47,19 @@ def run_one(args: tuple[str, int, int, int, dict]) -> tuple[str, int, int, np.nd
     from spaces.tables import load_nb201
 
     torch.set_num_threads(1)
-    name, workers, seed, evals, options = args
+    name, workers, seed, evals, options, equal_times = args
     searcher = make_searcher(name, space=get_space("nb201"), metric="val_acc", mode="max",
                              seed=seed, max_epochs=1, options=options)
+    objective = nb201_objective(load_nb201("cifar100"))
+    if equal_times:  # every evaluation takes one simulated second: results in proposal order
+        table_objective = objective
+
+        def objective(config: dict, rng: np.random.Generator) -> tuple[float, float, float]:
+            observed, true, _ = table_objective(config, rng)
+            return observed, true, 1.0
+
     start = time.perf_counter()
-    history = simulate(searcher, nb201_objective(load_nb201("cifar100")), workers=workers,
-                       max_evals=evals, seed=seed)
+    history = simulate(searcher, objective, workers=workers, max_evals=evals, seed=seed)
     seconds = time.perf_counter() - start
     return name, workers, seed, incumbent_curve(history), seconds
 
@@ -127,14 +137,18 @@ def main() -> None:
     parser.add_argument("--options", action="append", default=[], metavar="SEARCHER=JSON",
                         help="a searcher's options, as in an experiment file's "
                              "searcher.options, e.g. 'qlearning={\"q_lambda\": 0}'; repeatable")
+    parser.add_argument("--equal-times", action="store_true",
+                        help="every evaluation takes the same simulated time instead of the "
+                             "table's training time, so with W workers results come back in "
+                             "the order proposed, each W - 1 proposals late")
     args = parser.parse_args()
     options = parse_options(parser, args.options, args.searchers)
 
     from spaces.tables import load_nb201
 
     best = load_nb201("cifar100").best()[1]
-    jobs = [(s, w, seed, args.evals, options.get(s)) for s in args.searchers for w in args.workers
-            for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    jobs = [(s, w, seed, args.evals, options.get(s), args.equal_times) for s in args.searchers
+            for w in args.workers for seed in range(args.first_seed, args.first_seed + args.seeds)]
     curves: dict[tuple[str, int], list[np.ndarray]] = {}
     seconds: dict[str, list[float]] = {}
     start = time.perf_counter()
@@ -149,6 +163,9 @@ def main() -> None:
           f"{args.first_seed}); best possible "
           f"{best:.2f}. Each evaluation sees one random training seed. Simulator, "
           f"{len(jobs)} searches in {total:.0f} s on {args.processes} processes.")
+    if args.equal_times:
+        print("# --equal-times: every evaluation takes one simulated second (results come back "
+              "in the order proposed).")
     for name, opts in options.items():
         print(f"# {name} options: {json.dumps(opts)} (the rest default)")
     header = " | ".join(f"{m} evals" for m in marks)

@@ -90,8 +90,8 @@ def test_the_benchmark_runs_a_searcher_with_given_options_and_rejects_bad_ones(c
     parser = argparse.ArgumentParser()
     given = bench.parse_options(parser, ['qlearning={"q_lambda": 0}'], ["qlearning", "random"])
     assert given == {"qlearning": {"q_lambda": 0}}
-    one_step = bench.run_one(("qlearning", 1, 0, 40, given["qlearning"]))[3]
-    default = bench.run_one(("qlearning", 1, 0, 40, None))[3]
+    one_step = bench.run_one(("qlearning", 1, 0, 40, given["qlearning"], False))[3]
+    default = bench.run_one(("qlearning", 1, 0, 40, None, False))[3]
     assert not np.array_equal(one_step, default)  # the option reached the searcher
     for bad, says in [('qlearning={"q_lamda": 0}', "Did you mean 'q_lambda'"),
                       ('qlearning={"q_lambda": 2}', "must be <= 1"),
@@ -100,3 +100,19 @@ def test_the_benchmark_runs_a_searcher_with_given_options_and_rejects_bad_ones(c
         with pytest.raises(SystemExit):
             bench.parse_options(parser, [bad], ["qlearning", "random"])
         assert says in capsys.readouterr().err
+
+
+def test_the_benchmark_with_equal_times_changes_the_order_of_results_only_with_many_workers():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import nas_nb201 as bench
+
+    def curve(workers: int, equal: bool) -> np.ndarray:
+        return bench.run_one(("evolution", workers, 3, 60, None, equal))[3]
+
+    # one worker: each result comes back before the next proposal, whatever it takes
+    assert np.array_equal(curve(1, True), curve(1, False))
+    # eight: with the table's times results come back out of order, with equal times they do not
+    assert not np.array_equal(curve(8, True), curve(8, False))
