@@ -173,12 +173,13 @@ def _table_score(config) -> float:
     return float(sum(NB201.tokens(config)[i] == 3 for i in range(6)))
 
 
-@pytest.mark.parametrize("workers", [1, 4])
-def test_local_search_climbs_without_repeats(workers):
-    core = LocalSearch(NB201, LocalSearchOptions(initial=3), seed=0)
+def _climb(core, workers: int, trials: int) -> tuple[float, list]:
+    """``trials`` results of :func:`_table_score` on ``workers`` workers, oldest first; asserts
+    that no proposal repeats (or is equivalent to) an earlier one. The best score and the
+    trials still running."""
     seen, live = set(), []
     best = -1.0
-    for _ in range(120):
+    for _ in range(trials):
         while len(live) < workers:
             config, handle = core.ask()
             ident = NB201.canonical(config)
@@ -189,6 +190,13 @@ def test_local_search_climbs_without_repeats(workers):
         score = _table_score(config)
         best = max(best, score)
         _finish(core, handle, score, Status.COMPLETE)
+    return best, live
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_local_search_climbs_without_repeats(workers):
+    core = LocalSearch(NB201, LocalSearchOptions(initial=3), seed=0)
+    best, _ = _climb(core, workers, 120)
     assert best == 6.0 and core.moves >= 3  # climbed to the optimum of this landscape
 
 
@@ -283,7 +291,7 @@ def test_searches_saved_with_arch_string_identities_are_re_keyed():
     assert restore(AgingEvolution(NB201, seed=0), seen={old}).seen == {new}
     assert restore(RandomSearch(NB201, seed=0), warm_configs=frozenset({old})).warm_configs == {new}
     assert restore(OptunaStrategy(NB201, seed=0),
-                   warm_keys={old: (math.inf, 70.0)}).warm_keys == {new: (math.inf, 70.0)}
+                   warm_keys={old: (math.inf, 70.0)}).known == {new: (math.inf, 70.0)}
     local = restore(LocalSearch(NB201, seed=0), configs={old: cell},
                     results={old: (math.inf, 70.0)}, centre=old, neighbours=[old], queue=[])
     assert local.configs == {new: cell} and local.results == {new: (math.inf, 70.0)}
@@ -294,3 +302,41 @@ def test_searches_saved_with_arch_string_identities_are_re_keyed():
         assert again.__dict__.keys() == core.__dict__.keys()
         assert getattr(again, "seen", None) == getattr(core, "seen", None)
         assert getattr(again, "configs", None) == getattr(core, "configs", None)
+
+
+@pytest.mark.parametrize("workers", [1, 8])
+def test_optuna_spends_no_trial_on_a_repeat_and_learns_nothing_from_one(workers):
+    """TPE converges on a few NAS-Bench-201 cells and proposes them again; a proposal equal (or
+    equivalent) to a finished or running config is replaced by an unseen one, and the
+    sampler's own trial for it is told FAIL, so the study holds one observation per run."""
+    import optuna
+
+    from search.optuna_search import OptunaStrategy
+
+    core = OptunaStrategy(NB201, seed=0)
+    _, live = _climb(core, workers, 120)
+    states = [t.state for t in core.study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 120
+    assert states.count(optuna.trial.TrialState.FAIL) > 0  # the sampler did repeat itself
+    assert len(core.known) == 120 and len(core.running) == len(live)
+
+
+def test_optuna_replaces_a_repeat_by_a_neighbour_and_keeps_the_best_key():
+    from search.optuna_search import OptunaStrategy
+
+    core = OptunaStrategy(NB201, seed=0)
+    best = NB201.from_arch(BEST)
+    core.warm([(best, (1.0, 50.0))])  # stopped at epoch 1 in another experiment
+    core.study.enqueue_trial(best)  # the sampler proposes it again
+    config, handle = core.ask()
+    assert NB201.canonical(config) != NB201.canonical(best)
+    assert sum(a != b for a, b in zip(NB201.tokens(config), NB201.tokens(best))) == 1
+    core.study.enqueue_trial(config)  # and then the one still running
+    again, _ = core.ask()
+    assert NB201.canonical(again) not in {NB201.canonical(best), NB201.canonical(config)}
+    _finish(core, handle, 70.0, Status.PRUNED, step=3)
+    assert core.known[NB201.canonical(config)] == (3.0, 70.0)
+    core.warm([(config, (1.0, 90.0))])  # a lower rung does not replace what this run reached
+    assert core.known[NB201.canonical(config)] == (3.0, 70.0)
+    restored = pickle.loads(pickle.dumps(core))
+    assert restored.known == core.known and restored.running == core.running
