@@ -35,7 +35,7 @@ from search.outcome import Status
 from search.strategy import Strategy
 
 __all__ = ["FidelityStrategy", "FidelityTracker", "Key", "RankReward", "SequenceStrategy",
-           "WarmTrial", "rekeyed"]
+           "WarmTrial", "finished_key", "rekeyed"]
 
 Key = tuple[float, float]  # (fidelity, score): compare lexicographically, larger is better
 
@@ -74,6 +74,11 @@ class WarmTrial:
         return math.inf if full else float(self.epochs)
 
 
+def finished_key(status: Status, last_step: int, score: float) -> Key:
+    """A finished trial's key: complete, infinite fidelity; else the last epoch it reported."""
+    return (math.inf if status is Status.COMPLETE else float(last_step), float(score))
+
+
 class FidelityTracker:
     """The last epoch each live handle reported, turned into a key when it finishes."""
 
@@ -85,8 +90,7 @@ class FidelityTracker:
 
     def key(self, handle: Hashable, score: float, status: Status) -> Key:
         """The finished handle's key (its step record is dropped)."""
-        step = self.last_step.pop(handle, 0)
-        return (math.inf if status is Status.COMPLETE else float(step), float(score))
+        return finished_key(status, self.last_step.pop(handle, 0), score)
 
     def forget(self, handle: Hashable) -> None:
         self.last_step.pop(handle, None)

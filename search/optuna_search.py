@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import optuna
 
-from search.fidelity import Key, rekeyed
+from search.fidelity import Key, finished_key, rekeyed
 from search.outcome import Status
 from search.strategy import Strategy
 from spaces import Space
@@ -160,7 +160,6 @@ class OptunaStrategy(Strategy):
 
     def warm(self, trials: Sequence[tuple[dict[str, Any], Key]]) -> None:
         """Add ``trials`` to the study: complete ones with their score, stopped ones pruned."""
-        known = self.known
         for config, key in trials:
             replay = _Replay(config)
             params = self.space.define_by_run(replay)
@@ -174,8 +173,7 @@ class OptunaStrategy(Strategy):
                     state=optuna.trial.TrialState.PRUNED,
                     intermediate_values={int(fidelity): score})
             self.study.add_trial(trial)
-            ident = self.space.canonical(params)
-            known[ident] = max(key, known.get(ident, key))
+            self._known(self.space.canonical(params), key)
 
     def report(self, handle: Hashable, step: int, score: float) -> None:
         trial = self.trials.get(handle)  # type: ignore[call-overload]
@@ -193,5 +191,8 @@ class OptunaStrategy(Strategy):
             trial, score if status is Status.COMPLETE else None, state=_STATES[status]
         )
         if status is not Status.FAILED and score is not None and ident is not None:
-            key = (math.inf if status is Status.COMPLETE else float(step), float(score))
-            self.known[ident] = max(key, self.known.get(ident, key))
+            self._known(ident, finished_key(status, step, score))
+
+    def _known(self, ident: Hashable, key: Key) -> None:
+        """Record a result of ``ident``; the best key stays (a rung reached beats a lower one)."""
+        self.known[ident] = max(key, self.known.get(ident, key))
